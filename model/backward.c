@@ -1,0 +1,93 @@
+// Qwen2-VL backward of the last forward: the forward call list in reverse. Weight gradients accumulate into
+// m->grads (frozen tensors get none: their lcc_g is NULL and the ops skip them). The residual-stream
+// gradient lives in d_res; d_a and d_b are scratch for the widest intermediate gradients.
+#include "model.h"
+
+static inline void *act_at(const lcc_model *m, void *base, size_t elems) {
+  return (char *)base + elems * m->be->act_bytes;
+}
+
+static void decoder_backward(lcc_model *m) {
+  lcc_backend *be = m->be;
+  const lcc_config *c = &m->cfg;
+  lcc_acts *a = &m->acts;
+  const int T = m->cur_tokens, C = c->hidden_size, I = c->intermediate_size, D = c->head_dim;
+  const int Hq = c->num_heads, Hkv = c->num_kv_heads, HD = Hq * D, Q = HD + 2 * Hkv * D;
+  const size_t TC = (size_t)T * C;
+
+  // LM head + cross-entropy: d_a = d nf [T,C]; then the final norm starts the residual gradient.
+  be->lm_head_ce(be, a->losses, a->d_a, lcc_g(m, m->head_idx), a->nf, lcc_w(m, m->head_idx), a->targets, a->loss_w,
+                 T, C, c->vocab_size);
+  be->zero(be, a->d_res, TC * be->act_bytes);
+  be->rmsnorm_bwd(be, a->d_res, lcc_g(m, m->norm_idx), a->d_a, a->x[c->num_layers], lcc_w(m, m->norm_idx), a->rstdf, T, C);
+
+  for (int l = c->num_layers - 1; l >= 0; l--) {
+    const int *ix = m->dec_idx[l];
+    void *x = a->x[l];
+    void *n1 = act_at(m, a->n1, l * TC), *qkv = act_at(m, a->qkv, (size_t)l * T * Q), *att = act_at(m, a->att, (size_t)l * T * HD);
+    void *h = act_at(m, a->h, l * TC), *n2 = act_at(m, a->n2, l * TC);
+    void *gu = act_at(m, a->gu, (size_t)l * T * 2 * I), *s = act_at(m, a->s, (size_t)l * T * I);
+    float *rstd1 = a->rstd1 + (size_t)l * T, *rstd2 = a->rstd2 + (size_t)l * T, *lse = a->lse + (size_t)l * Hq * T;
+    // MLP: out = h + down(swiglu(gate_up(rmsnorm(h))))
+    be->linear_bwd(be, a->d_a, lcc_g(m, ix[DL_DOWN_W]), NULL, a->d_res, s, lcc_w(m, ix[DL_DOWN_W]), T, I, C);       // d s [T,I]
+    be->swiglu_bwd(be, a->d_b, a->d_a, gu, T, I);                                                                 // d gu [T,2I]
+    be->linear_bwd(be, a->d_a, lcc_g(m, ix[DL_GATE_W]), NULL, a->d_b, n2, lcc_w(m, ix[DL_GATE_W]), T, C, 2 * I);   // d n2 [T,C]
+    be->rmsnorm_bwd(be, a->d_res, lcc_g(m, ix[DL_POST_NORM]), a->d_a, h, lcc_w(m, ix[DL_POST_NORM]), rstd2, T, C);   // d h
+    // attention: h = x + o(attn(rope(qkv(rmsnorm(x)))))
+    be->linear_bwd(be, a->d_a, lcc_g(m, ix[DL_O_W]), NULL, a->d_res, att, lcc_w(m, ix[DL_O_W]), T, HD, C);          // d att [T,HD]
+    be->attention_bwd(be, a->d_b, a->d_a, qkv, att, lse, a->tok_cu, m->cur_samples, T, Hq, Hkv, D, 1);            // d qkv [T,Q]
+    be->rope_bwd(be, a->d_b, a->cos, a->sin, T, Hq, Hkv, D);
+    be->linear_bwd(be, a->d_a, lcc_g(m, ix[DL_Q_W]), lcc_g(m, ix[DL_Q_B]), a->d_b, n1, lcc_w(m, ix[DL_Q_W]), T, C, Q); // d n1 [T,C]
+    be->rmsnorm_bwd(be, a->d_res, lcc_g(m, ix[DL_IN_NORM]), a->d_a, x, lcc_w(m, ix[DL_IN_NORM]), rstd1, T, C);      // d x
+  }
+  // d_res = d x[0]: vision rows go to the merger output (and are cleared), the rest to the embedding table.
+  if (m->cur_vis_tokens)
+    be->scatter_rows_bwd(be, m->vision_trainable ? a->d_vis : NULL, a->d_res, a->scatter_rows, m->cur_vis_tokens, C);
+  if (lcc_g(m, m->tok_idx)) be->embedding_bwd(be, lcc_g(m, m->tok_idx), a->ids, a->d_res, T, C);
+}
+
+static void vision_backward(lcc_model *m) {
+  lcc_backend *be = m->be;
+  const lcc_config *c = &m->cfg;
+  lcc_acts *a = &m->acts;
+  const int N = m->cur_patches, E = c->vit_embed_dim, M = c->vit_mlp_dim, H = c->vit_num_heads, Dv = c->vit_head_dim;
+  const int P = lcc_patch_dim(c), U = lcc_merge_units(c), C = c->hidden_size, Nv = N / U;
+  const size_t NE = (size_t)N * E;
+
+  // merger: out = mlp2(gelu(mlp0(view(layernorm(x)))))
+  be->linear_bwd(be, a->d_a, lcc_g(m, m->mg_idx[4]), lcc_g(m, m->mg_idx[5]), a->d_vis, a->mg_h2, lcc_w(m, m->mg_idx[4]), Nv, U * E, C);
+  be->gelu_bwd(be, a->d_b, a->d_a, a->mg_h1, (size_t)Nv * U * E);
+  be->linear_bwd(be, a->d_a, lcc_g(m, m->mg_idx[2]), lcc_g(m, m->mg_idx[3]), a->d_b, a->mg_n, lcc_w(m, m->mg_idx[2]), Nv, U * E, U * E);
+  be->zero(be, a->d_res, NE * be->act_bytes);
+  be->layernorm_bwd(be, a->d_res, lcc_g(m, m->mg_idx[0]), lcc_g(m, m->mg_idx[1]), a->d_a, a->vx[c->vit_depth],
+                    lcc_w(m, m->mg_idx[0]), a->mg_mean, a->mg_rstd, N, E);
+
+  for (int b = c->vit_depth - 1; b >= 0; b--) {
+    const int *ix = m->vit_idx[b];
+    const size_t k = (size_t)b;
+    void *x = a->vx[b];
+    void *n1 = act_at(m, a->v_n1, k * NE), *qkv = act_at(m, a->v_qkv, k * 3 * NE), *att = act_at(m, a->v_att, k * NE);
+    void *h = act_at(m, a->v_h, k * NE), *n2 = act_at(m, a->v_n2, k * NE);
+    void *f1 = act_at(m, a->v_f1, k * N * (size_t)M), *f2 = act_at(m, a->v_f2, k * N * (size_t)M);
+    float *mean1 = a->v_mean1 + k * N, *rstd1 = a->v_rstd1 + k * N, *mean2 = a->v_mean2 + k * N, *rstd2 = a->v_rstd2 + k * N;
+    float *lse = a->v_lse + k * (size_t)H * N;
+    // MLP: out = h + fc2(quick_gelu(fc1(layernorm(h))))
+    be->linear_bwd(be, a->d_a, lcc_g(m, ix[VB_FC2_W]), lcc_g(m, ix[VB_FC2_B]), a->d_res, f2, lcc_w(m, ix[VB_FC2_W]), N, M, E);   // d f2 [N,M]
+    be->quick_gelu_bwd(be, a->d_b, a->d_a, f1, (size_t)N * M);                                                                   // d f1 [N,M]
+    be->linear_bwd(be, a->d_a, lcc_g(m, ix[VB_FC1_W]), lcc_g(m, ix[VB_FC1_B]), a->d_b, n2, lcc_w(m, ix[VB_FC1_W]), N, E, M);     // d n2 [N,E]
+    be->layernorm_bwd(be, a->d_res, lcc_g(m, ix[VB_NORM2_W]), lcc_g(m, ix[VB_NORM2_B]), a->d_a, h, lcc_w(m, ix[VB_NORM2_W]), mean2, rstd2, N, E);
+    // attention: h = x + proj(attn(rope(qkv(layernorm(x)))))
+    be->linear_bwd(be, a->d_a, lcc_g(m, ix[VB_PROJ_W]), lcc_g(m, ix[VB_PROJ_B]), a->d_res, att, lcc_w(m, ix[VB_PROJ_W]), N, E, E); // d att [N,E]
+    be->attention_bwd(be, a->d_b, a->d_a, qkv, att, lse, a->vit_cu, m->cur_blocks, N, H, H, Dv, 0);                             // d qkv [N,3E]
+    be->rope_bwd(be, a->d_b, a->v_cos, a->v_sin, N, H, H, Dv);
+    be->linear_bwd(be, a->d_a, lcc_g(m, ix[VB_QKV_W]), lcc_g(m, ix[VB_QKV_B]), a->d_b, n1, lcc_w(m, ix[VB_QKV_W]), N, E, 3 * E); // d n1 [N,E]
+    be->layernorm_bwd(be, a->d_res, lcc_g(m, ix[VB_NORM1_W]), lcc_g(m, ix[VB_NORM1_B]), a->d_a, x, lcc_w(m, ix[VB_NORM1_W]), mean1, rstd1, N, E);
+  }
+  be->linear_bwd(be, NULL, lcc_g(m, m->vit_idx_patch), NULL, a->d_res, a->v_pix, lcc_w(m, m->vit_idx_patch), N, P, E);
+}
+
+void lcc_model_backward(lcc_model *m) {
+  if (!m->n_grad) return;
+  decoder_backward(m);
+  if (m->vision_trainable && m->cur_patches) vision_backward(m);
+}
