@@ -125,6 +125,10 @@ struct lcc_backend {
                 float grad_scale);
   double (*sum_squares)(lcc_backend *be, const float *x, size_t n);   // sum of x^2, fp64 result on the host
   void (*scale)(lcc_backend *be, float *x, float s, size_t n);          // x *= s
+  void (*add_f32)(lcc_backend *be, float *out, const float *a, size_t n);   // out += a
+  // Zeroes [p, p + bytes) and gives its whole pages back to the system until they are written again: the
+  // gradient memory of ZeRO-2 buckets that are already reduced.
+  void (*release)(lcc_backend *be, void *p, size_t bytes);
 };
 
 // The CPU backend (kernels/cpu). n_threads <= 0 keeps OpenMP's default.

@@ -4,6 +4,7 @@
 #define LCC_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 // Print "file:line: message" to stderr and exit(1). For bugs and failed library calls, never user input.
@@ -23,7 +24,16 @@ char *lcc_strdup(const char *s);
 
 double lcc_now(void);   // monotonic seconds
 
+// snprintf into a path buffer; a path that does not fit is a fatal error, never a silently cut name.
+void lcc_pathf(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 // Read a whole file into a NUL-terminated buffer; NULL (with lcc_error set) on failure.
 char *lcc_read_file(const char *path, size_t *len);
+
+// CRC-64/ECMA-182 (polynomial 0x42F0E1EBA9EA3693, MSB first, initial value 0, no final xor; the check
+// value of "123456789" is 0x6C40DF5F0B497347): continue `crc` over n bytes.
+uint64_t lcc_crc64(uint64_t crc, const void *data, size_t n);
+// The CRC-64 and size of a whole file. Returns 0, or -1 with lcc_error() naming the file.
+int lcc_file_crc64(const char *path, uint64_t *crc, int64_t *bytes);
 
 #endif

@@ -1,11 +1,18 @@
-// livecc-train: trains a Qwen2-VL model. For now a single process on the CPU backend, on synthetic
-// LiveCC-shaped batches (or one batch file).
-//   livecc-train [--config FILE] [--key=value ...]
+// livecc-train: trains a Qwen2-VL model, one data-parallel rank per process.
+//   livecc-train [--config FILE] [--key=value ...]          (mpirun -np N livecc-train ... for N ranks)
+// Exit codes: 0 done, 1 error, 2 bad arguments, 99 stopped by SIGTERM/SIGUSR1 after a checkpoint (requeue).
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "trainer.h"
 #include "util.h"
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_signal(int sig) { stop_requested = 1; }
 
 static void usage(FILE *f) {
   fprintf(f, "usage: livecc-train [--config FILE] [--key=value ...]\n"
@@ -27,6 +34,10 @@ static int parse_args(lcc_train_opts *o, int argc, char **argv) {
       continue;
     }
     if (!strncmp(argv[i], "--config=", 9)) continue;
+    if (!strcmp(argv[i], "--dry-run")) {
+      o->dry_run = 1;
+      continue;
+    }
     if (strncmp(argv[i], "--", 2) != 0) return lcc_error("unexpected argument '%s' (flags look like --key=value)", argv[i]);
     char key[256];
     const char *eq = strchr(argv[i], '=');
@@ -35,6 +46,23 @@ static int parse_args(lcc_train_opts *o, int argc, char **argv) {
     if (lcc_opts_set(o, lcc_train_opt_table, lcc_train_opt_count, key, eq + 1, "command line")) return -1;
   }
   return 0;
+}
+
+// MPI when asked, or when a launcher (mpirun, srun) started this process; otherwise one process.
+static lcc_comm *open_comm(const char *dist, lcc_backend *be) {
+  int launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_SIZE");
+  if (!strcmp(dist, "none") || (!strcmp(dist, "auto") && !launched)) return lcc_comm_self(be);
+  if (strcmp(dist, "mpi") && strcmp(dist, "auto")) {
+    lcc_error("dist must be auto, mpi or none, got '%s'", dist);
+    return NULL;
+  }
+#ifdef LCC_HAVE_MPI
+  return lcc_comm_mpi(be);
+#else
+  lcc_error("this build has no MPI (configure with -DLCC_WITH_MPI=ON), but dist is '%s'%s", dist,
+            launched ? " and an MPI launcher started it" : "");
+  return NULL;
+#endif
 }
 
 int main(int argc, char **argv) {
@@ -48,17 +76,50 @@ int main(int argc, char **argv) {
     fprintf(stderr, "livecc-train: error: %s\n", lcc_last_error());
     return 2;
   }
-  printf("# livecc-train resolved configuration\n");
-  lcc_opts_print(&o, lcc_train_opt_table, lcc_train_opt_count, stdout);
-  lcc_trainer t;
-  int rc = lcc_trainer_init(&t, &o);
-  if (!rc) {
-    const lcc_model *m = &t.model;
-    printf("# model: %zu parameters, %zu trainable; backend %s\n", m->n_elems, m->n_grad, t.be->name);
-    fflush(stdout);
-    rc = lcc_trainer_run(&t, stdout);
+  if (o.dry_run) {
+    lcc_config cfg;
+    if (lcc_config_load(&cfg, o.model) || lcc_memory_plan(&cfg, &o, stdout) < 0) {
+      fprintf(stderr, "livecc-train: error: %s\n", lcc_last_error());
+      return 2;
+    }
+    return 0;
   }
-  if (rc) fprintf(stderr, "livecc-train: error: %s\n", lcc_last_error());
+  // The communicator's helper thread must not take these signals: block them while it starts.
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  lcc_backend *be = lcc_cpu_backend(o.threads);
+  lcc_comm *comm = open_comm(o.dist, be);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (!comm) {
+    fprintf(stderr, "livecc-train: error: %s\n", lcc_last_error());
+    be->destroy(be);
+    return 2;
+  }
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
+
+  lcc_trainer t;
+  int rc = lcc_trainer_init(&t, &o, be, comm);
+  if (comm->rank == 0 && !rc) {
+    printf("# livecc-train resolved configuration (%d rank%s, communicator %s)\n%s", comm->world, comm->world > 1 ? "s" : "",
+           comm->name, t.run_config);
+    printf("# model: %zu parameters, %zu trainable; backend %s; ZeRO-%d; global batch %d = %d x %d x %d ranks\n",
+           t.model.n_elems, t.model.n_grad, t.be->name, o.zero, t.o.global_batch, t.o.micro_batch, t.o.grad_accum, comm->world);
+    fflush(stdout);
+  }
+  t.stop = &stop_requested;
+  if (!rc) rc = lcc_trainer_run(&t, stdout);
+  if (rc < 0) {
+    fprintf(stderr, "livecc-train: rank %d: error: %s\n", comm->rank, lcc_last_error());
+    if (comm->world > 1) comm->abort(comm, 1);   // the other ranks may be waiting in a collective
+  }
+  fflush(stdout);
   lcc_trainer_free(&t);
-  return rc ? 1 : 0;
+  comm->destroy(comm);
+  be->destroy(be);
+  return rc == LCC_EXIT_REQUEUE ? LCC_EXIT_REQUEUE : rc ? 1 : 0;
 }

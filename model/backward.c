@@ -7,6 +7,20 @@ static inline void *act_at(const lcc_model *m, void *base, size_t elems) {
   return (char *)base + elems * m->be->act_bytes;
 }
 
+// Reports the gradients of the trainable tensors among idx[0..n) as final (see lcc_grad_hook). A stage's
+// tensors are adjacent in the layout, so their trainable part is one range.
+static void stage_done(lcc_model *m, const int *idx, int n) {
+  if (!m->grad_hook.ready) return;
+  long long begin = -1, end = -1;
+  for (int k = 0; k < n; k++) {
+    const lcc_param *p = &m->params[idx[k]];
+    if (p->grad_offset < 0) continue;
+    if (begin < 0 || p->grad_offset < begin) begin = p->grad_offset;
+    if (p->grad_offset + (long long)p->numel > end) end = p->grad_offset + (long long)p->numel;
+  }
+  if (begin >= 0) m->grad_hook.ready(m->grad_hook.ctx, (size_t)begin, (size_t)end);
+}
+
 static void decoder_backward(lcc_model *m) {
   lcc_backend *be = m->be;
   const lcc_config *c = &m->cfg;
@@ -20,6 +34,8 @@ static void decoder_backward(lcc_model *m) {
                  T, C, c->vocab_size);
   be->zero(be, a->d_res, TC * be->act_bytes);
   be->rmsnorm_bwd(be, a->d_res, lcc_g(m, m->norm_idx), a->d_a, a->x[c->num_layers], lcc_w(m, m->norm_idx), a->rstdf, T, C);
+  const int head[2] = {m->norm_idx, m->head_idx};   // a tied head is the embedding: final only after EMBED
+  stage_done(m, head, c->tie_word_embeddings ? 1 : 2);
 
   for (int l = c->num_layers - 1; l >= 0; l--) {
     const int *ix = m->dec_idx[l];
@@ -39,11 +55,13 @@ static void decoder_backward(lcc_model *m) {
     be->rope_bwd(be, a->d_b, a->cos, a->sin, T, Hq, Hkv, D);
     be->linear_bwd(be, a->d_a, lcc_g(m, ix[DL_Q_W]), lcc_g(m, ix[DL_Q_B]), a->d_b, n1, lcc_w(m, ix[DL_Q_W]), T, C, Q); // d n1 [T,C]
     be->rmsnorm_bwd(be, a->d_res, lcc_g(m, ix[DL_IN_NORM]), a->d_a, x, lcc_w(m, ix[DL_IN_NORM]), rstd1, T, C);      // d x
+    stage_done(m, ix, DL_COUNT);
   }
   // d_res = d x[0]: vision rows go to the merger output (and are cleared), the rest to the embedding table.
   if (m->cur_vis_tokens)
     be->scatter_rows_bwd(be, m->vision_trainable ? a->d_vis : NULL, a->d_res, a->scatter_rows, m->cur_vis_tokens, C);
   if (lcc_g(m, m->tok_idx)) be->embedding_bwd(be, lcc_g(m, m->tok_idx), a->ids, a->d_res, T, C);
+  stage_done(m, &m->tok_idx, 1);
 }
 
 static void vision_backward(lcc_model *m) {
@@ -61,6 +79,7 @@ static void vision_backward(lcc_model *m) {
   be->zero(be, a->d_res, NE * be->act_bytes);
   be->layernorm_bwd(be, a->d_res, lcc_g(m, m->mg_idx[0]), lcc_g(m, m->mg_idx[1]), a->d_a, a->vx[c->vit_depth],
                     lcc_w(m, m->mg_idx[0]), a->mg_mean, a->mg_rstd, N, E);
+  stage_done(m, m->mg_idx, 6);
 
   for (int b = c->vit_depth - 1; b >= 0; b--) {
     const int *ix = m->vit_idx[b];
@@ -82,12 +101,22 @@ static void vision_backward(lcc_model *m) {
     be->rope_bwd(be, a->d_b, a->v_cos, a->v_sin, N, H, H, Dv);
     be->linear_bwd(be, a->d_a, lcc_g(m, ix[VB_QKV_W]), lcc_g(m, ix[VB_QKV_B]), a->d_b, n1, lcc_w(m, ix[VB_QKV_W]), N, E, 3 * E); // d n1 [N,E]
     be->layernorm_bwd(be, a->d_res, lcc_g(m, ix[VB_NORM1_W]), lcc_g(m, ix[VB_NORM1_B]), a->d_a, x, lcc_w(m, ix[VB_NORM1_W]), mean1, rstd1, N, E);
+    stage_done(m, ix, VB_COUNT);
   }
   be->linear_bwd(be, NULL, lcc_g(m, m->vit_idx_patch), NULL, a->d_res, a->v_pix, lcc_w(m, m->vit_idx_patch), N, P, E);
+  stage_done(m, &m->vit_idx_patch, 1);
+}
+
+// A batch without pictures leaves the vision gradients as they are; they are still final.
+static void vision_stages_done(lcc_model *m) {
+  stage_done(m, m->mg_idx, 6);
+  for (int b = m->cfg.vit_depth - 1; b >= 0; b--) stage_done(m, m->vit_idx[b], VB_COUNT);
+  stage_done(m, &m->vit_idx_patch, 1);
 }
 
 void lcc_model_backward(lcc_model *m) {
   if (!m->n_grad) return;
   decoder_backward(m);
   if (m->vision_trainable && m->cur_patches) vision_backward(m);
+  else if (m->vision_trainable) vision_stages_done(m);
 }

@@ -115,24 +115,26 @@ static void text(token_writer *w, int n, uint64_t *rng, int text_vocab) {   // u
   for (int i = 0; i < n; i++) put(w, (int32_t)(next_u64(rng) % (uint64_t)text_vocab), 0);
 }
 
-void lcc_batch_synthetic(lcc_owned_batch *ob, const lcc_config *cfg, int n_samples, int chunks, int gh, int gw,
-                         int words, uint64_t seed) {
+void lcc_batch_synthetic(lcc_owned_batch *ob, const lcc_config *cfg, const lcc_synth_shape *shape, uint64_t seed,
+                         int64_t first, int n_samples) {
   const int U = lcc_merge_units(cfg), P = lcc_patch_dim(cfg);
+  const int chunks = shape->chunks, gh = shape->grid_h, gw = shape->grid_w, words = shape->words;
   const int text_vocab = cfg->bos_token_id < cfg->vocab_size ? cfg->bos_token_id : cfg->vocab_size;
   const int im_start = cfg->bos_token_id + 1, im_end = cfg->eos_token_id, nl = 198 % text_vocab;
   const int ellipsis = 2503 % text_vocab, role_user = 872 % text_vocab, role_asst = 77091 % text_vocab;
-  const int per_sample_tokens = 16 + chunks * (words + 24) + (3 + chunks - 1) * gh * gw / U;   // upper bound
-  const int per_sample_patches = (3 + chunks - 1) * gh * gw;
+  const int per_sample_tokens = 16 + chunks * (words + 24) + (chunks ? 3 + chunks - 1 : 0) * gh * gw / U;   // upper bound
+  const int per_sample_patches = (chunks ? 3 + chunks - 1 : 0) * gh * gw;
   memset(ob, 0, sizeof *ob);
   ob->ids = lcc_malloc((size_t)n_samples * per_sample_tokens * sizeof(int32_t));
   ob->labels = lcc_malloc((size_t)n_samples * per_sample_tokens * sizeof(int32_t));
   ob->sample_start = lcc_malloc(((size_t)n_samples + 1) * sizeof(int32_t));
-  ob->items = lcc_malloc((size_t)n_samples * chunks * sizeof(lcc_vision_item));
-  ob->pixels = lcc_malloc((size_t)n_samples * per_sample_patches * P * sizeof(float));
-  uint64_t rng = seed;
+  ob->items = lcc_malloc(((size_t)n_samples * chunks + 1) * sizeof(lcc_vision_item));
+  ob->pixels = lcc_malloc(((size_t)n_samples * per_sample_patches * P + 1) * sizeof(float));
   token_writer w = {ob->ids, ob->labels, 0};
   int n_items = 0, n_patches = 0;
   for (int s = 0; s < n_samples; s++) {
+    uint64_t rng = seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)(first + s);   // this sample's own stream
+    next_u64(&rng);
     ob->sample_start[s] = w.n;
     put(&w, im_start, 0), text(&w, 3, &rng, text_vocab), put(&w, im_end, 0), put(&w, nl, 0);   // system turn
     for (int c = 0; c < chunks; c++) {

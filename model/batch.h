@@ -25,8 +25,13 @@ int lcc_batch_save(const lcc_owned_batch *ob, const char *path, int patch_dim);
 // a user turn (Time= text, one video chunk: (3, gh, gw) for the first round with context text after it,
 // (1, gh, gw) after that) and an assistant turn of `words` text tokens, the " ..." token and <|im_end|>.
 // Labels follow LiveCC: assistant content and its <|im_end|>. Special ids come from the config
-// (<|im_start|> = bos + 1, as in Qwen2's vocabulary).
-void lcc_batch_synthetic(lcc_owned_batch *ob, const lcc_config *cfg, int n_samples, int chunks, int gh, int gw,
-                         int words, uint64_t seed);
+// (<|im_start|> = bos + 1, as in Qwen2's vocabulary). Sample k of the stream depends only on (seed, k):
+// the batch holds samples first .. first + n - 1, whoever asks for them.
+typedef struct {
+  int chunks, grid_h, grid_w, words;
+} lcc_synth_shape;
+
+void lcc_batch_synthetic(lcc_owned_batch *ob, const lcc_config *cfg, const lcc_synth_shape *shape, uint64_t seed,
+                         int64_t first, int n);
 
 #endif

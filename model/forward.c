@@ -36,6 +36,23 @@ static void layout_acts(lcc_model *m, carver *cv, int T, int N, int S, int B) {
   const size_t nb = m->vision_trainable ? (size_t)c->vit_depth : 1;   // block buffer sets
   const size_t nx = m->vision_trainable ? (size_t)c->vit_depth + 1 : 2;
 
+  // Persistent for the whole step: the decoder's residual stream, the final norm, tables and indices.
+  for (size_t l = 0; l <= L; l++) a->x[l] = carve(cv, Tn * C * ab);
+  a->nf = carve(cv, Tn * C * ab);
+  a->rstdf = carve(cv, Tn * fb);
+  a->cos = carve(cv, Tn * D / 2 * fb);
+  a->sin = carve(cv, Tn * D / 2 * fb);
+  a->losses = carve(cv, Tn * fb);
+  a->loss_w = carve(cv, Tn * fb);
+  a->ids = carve(cv, Tn * ib);
+  a->targets = carve(cv, Tn * ib);
+  a->scatter_rows = carve(cv, (Nv + 1) * ib);
+  a->tok_cu = carve(cv, ((size_t)S + 1) * ib);
+  a->vit_cu = carve(cv, ((size_t)B + 1) * ib);
+
+  // The ViT's buffers. A frozen ViT is done (its output scattered into x[0]) before the first decoder layer
+  // writes anything, and backward never needs it: then its buffers share memory with the decoder's.
+  const size_t shared = cv->off;
   a->v_pix = carve(cv, Nn * P * ab);
   for (size_t i = 0; i < nx; i++) a->vx[i] = carve(cv, Nn * E * ab);
   a->v_n1 = carve(cv, nb * Nn * E * ab);
@@ -58,8 +75,9 @@ static void layout_acts(lcc_model *m, carver *cv, int T, int N, int S, int B) {
   a->mg_out = carve(cv, Nv * C * ab);
   a->mg_mean = carve(cv, Nn * fb);
   a->mg_rstd = carve(cv, Nn * fb);
+  const size_t vit_end = cv->off;
+  if (!m->vision_trainable) cv->off = shared;
 
-  for (size_t l = 0; l <= L; l++) a->x[l] = carve(cv, Tn * C * ab);
   a->n1 = carve(cv, L * Tn * C * ab);
   a->qkv = carve(cv, L * Tn * Q * ab);
   a->att = carve(cv, L * Tn * HD * ab);
@@ -70,18 +88,6 @@ static void layout_acts(lcc_model *m, carver *cv, int T, int N, int S, int B) {
   a->rstd1 = carve(cv, L * Tn * fb);
   a->rstd2 = carve(cv, L * Tn * fb);
   a->lse = carve(cv, L * (size_t)c->num_heads * Tn * fb);
-  a->nf = carve(cv, Tn * C * ab);
-  a->rstdf = carve(cv, Tn * fb);
-  a->cos = carve(cv, Tn * D / 2 * fb);
-  a->sin = carve(cv, Tn * D / 2 * fb);
-  a->losses = carve(cv, Tn * fb);
-  a->loss_w = carve(cv, Tn * fb);
-  a->ids = carve(cv, Tn * ib);
-  a->targets = carve(cv, Tn * ib);
-  a->scatter_rows = carve(cv, (Nv + 1) * ib);
-  a->tok_cu = carve(cv, ((size_t)S + 1) * ib);
-  a->vit_cu = carve(cv, ((size_t)B + 1) * ib);
-
   if (m->n_grad) {   // backward scratch
     size_t wide = Tn * (C > Q ? (C > 2 * I ? C : 2 * I) : (Q > 2 * I ? Q : 2 * I));
     size_t vwide = Nn * (3 * E > M ? 3 * E : M);
@@ -90,6 +96,7 @@ static void layout_acts(lcc_model *m, carver *cv, int T, int N, int S, int B) {
     a->d_b = carve(cv, (wide > vwide ? wide : vwide) * ab);
     a->d_vis = carve(cv, Nv * C * ab);
   }
+  if (cv->off < vit_end) cv->off = vit_end;
 }
 
 static void reserve(lcc_model *m, int T, int N, int S, int B) {

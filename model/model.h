@@ -87,6 +87,15 @@ typedef struct {
   void *mem;                      // the single allocation behind every pointer above
 } lcc_acts;
 
+// Called by lcc_model_backward each time the gradients of a stage (the LM head and final norm, one decoder
+// layer, the embedding, the merger, one ViT block, the patch embedding) are final for this backward pass:
+// [begin, end) in gradient-buffer elements. The ranges arrive in decreasing order and tile the trainable
+// range [0, n_grad), so a data-parallel layer can start reducing them while backward goes on.
+typedef struct {
+  void *ctx;
+  void (*ready)(void *ctx, size_t begin, size_t end);
+} lcc_grad_hook;
+
 typedef struct {
   lcc_config cfg;
   lcc_backend *be;
@@ -103,6 +112,7 @@ typedef struct {
   void *weights;                // [n_elems] compute copy in act type (== master on fp32 backends)
   float *grads;                 // [n_grad] fp32 (NULL when nothing is trainable)
   int pos_mode;                 // LCC_POS_MROPE or LCC_POS_1D
+  lcc_grad_hook grad_hook;      // optional (ready == NULL: none)
   lcc_acts acts;
   // last forward
   int cur_tokens, cur_patches, cur_samples, cur_blocks, cur_vis_tokens;
@@ -112,10 +122,14 @@ typedef struct {
 
 // Builds the parameter table for cfg. freeze: comma-separated HF name prefixes ("visual" freezes the
 // whole vision tower and merger, as LiveCC); NULL or "" trains everything. Weights are zero until
-// lcc_model_init_random or lcc_model_load_hf. Returns 0, or -1 with lcc_error().
+// lcc_model_init_random or lcc_model_load_hf. be == NULL builds the table and layout only, allocating
+// nothing (memory plans). Returns 0, or -1 with lcc_error().
 int lcc_model_create(lcc_model *m, const lcc_config *cfg, lcc_backend *be, const char *freeze);
 void lcc_model_destroy(lcc_model *m);
 int lcc_model_find(const lcc_model *m, const char *name);   // parameter index, -1 if none
+// Hash of the layout (names, shapes, offsets, trainable range): checkpoints of flat optimizer state load
+// only into a model with the same layout.
+uint64_t lcc_model_layout_hash(const lcc_model *m);
 
 // HF-style init from a seed: N(0, 0.02) for weights and embeddings, 0 for biases, 1 for norm scales.
 // Each tensor's values depend only on (seed, name), not on the layout.

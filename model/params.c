@@ -184,6 +184,7 @@ int lcc_model_create(lcc_model *m, const lcc_config *cfg, lcc_backend *be, const
     lcc_model_destroy(m);
     return -1;
   }
+  if (!be) return 0;   // the layout only (memory plans)
   m->master = be->alloc(be, m->n_elems * sizeof(float));
   m->weights = be->act_bytes == sizeof(float) ? (void *)m->master : be->alloc(be, m->n_elems * be->act_bytes);
   m->grads = m->n_grad ? be->alloc(be, m->n_grad * sizeof(float)) : NULL;
@@ -209,6 +210,17 @@ int lcc_model_find(const lcc_model *m, const char *name) {
   for (int i = 0; i < m->n_params; i++)
     if (strcmp(m->params[i].name, name) == 0) return i;
   return -1;
+}
+
+uint64_t lcc_model_layout_hash(const lcc_model *m) {
+  uint64_t h = lcc_crc64(0, &m->train_begin, sizeof m->train_begin);
+  for (int i = 0; i < m->n_params; i++) {
+    const lcc_param *p = &m->params[i];
+    h = lcc_crc64(h, p->name, strlen(p->name));
+    h = lcc_crc64(h, p->shape, (size_t)p->ndim * sizeof(int64_t));
+    h = lcc_crc64(h, &p->offset, sizeof p->offset);
+  }
+  return h;
 }
 
 void *lcc_w(const lcc_model *m, int i) { return (char *)m->weights + m->params[i].offset * m->be->act_bytes; }

@@ -28,7 +28,7 @@ int main(void) {
   lcc_config cfg;
   LCC_CHECK(lcc_config_load(&cfg, "configs/model/tiny.json") == 0, "%s", lcc_last_error());
   lcc_owned_batch ob;
-  lcc_batch_synthetic(&ob, &cfg, 3, 5, 4, 6, 5, 11);
+  lcc_batch_synthetic(&ob, &cfg, &(lcc_synth_shape){5, 4, 6, 5}, 11, 0, 3);
   double l1, l2;
   size_t n;
   float *g1 = run(&cfg, &ob.b, 1, &l1, &n);

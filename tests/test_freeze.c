@@ -16,12 +16,42 @@ static void check(int cond, const char *what) {
   printf("%-4s %s\n", cond ? "ok" : "FAIL", what);
 }
 
+// The gradient-ready hook: ranges arrive in decreasing order and tile [0, n_grad) exactly.
+typedef struct {
+  size_t next_end;   // the end the next range must have
+  int ok, count;
+} tiling;
+
+static void on_ready(void *ctx, size_t begin, size_t end) {
+  tiling *t = ctx;
+  t->ok &= end == t->next_end && begin < end;
+  t->next_end = begin;
+  t->count++;
+}
+
+static void check_tiling(const char *config, const char *freeze, const lcc_batch *b, lcc_backend *be) {
+  lcc_config cfg;
+  LCC_CHECK(lcc_config_load(&cfg, config) == 0, "%s", lcc_last_error());
+  lcc_model m;
+  LCC_CHECK(lcc_model_create(&m, &cfg, be, freeze) == 0, "%s", lcc_last_error());
+  lcc_model_init_random(&m, 1);
+  tiling t = {m.n_grad, 1, 0};
+  m.grad_hook = (lcc_grad_hook){&t, on_ready};
+  LCC_CHECK(lcc_model_forward(&m, b) == 0, "%s", lcc_last_error());
+  lcc_model_backward(&m);
+  char what[256];
+  snprintf(what, sizeof what, "%s, freeze '%s': %d ready ranges tile the %zu gradients in decreasing order", config,
+           freeze, t.count, m.n_grad);
+  check(t.ok && t.next_end == 0, what);
+  lcc_model_destroy(&m);
+}
+
 int main(void) {
   lcc_config cfg;
   LCC_CHECK(lcc_config_load(&cfg, "configs/model/tiny.json") == 0, "%s", lcc_last_error());
   lcc_backend *be = lcc_cpu_backend(0);
   lcc_owned_batch ob;
-  lcc_batch_synthetic(&ob, &cfg, 2, 3, 4, 4, 3, 5);
+  lcc_batch_synthetic(&ob, &cfg, &(lcc_synth_shape){3, 4, 4, 3}, 5, 0, 2);
 
   lcc_model all, part;
   LCC_CHECK(lcc_model_create(&all, &cfg, be, "") == 0, "%s", lcc_last_error());
@@ -49,6 +79,15 @@ int main(void) {
   check(same, "every trainable tensor's gradient equals the fully trainable model's, bit for bit");
   lcc_model_destroy(&all);
   lcc_model_destroy(&part);
+
+  check_tiling("configs/model/tiny.json", "", &ob.b, be);
+  check_tiling("configs/model/tiny.json", "visual", &ob.b, be);
+  check_tiling("configs/model/tiny.json", "model.embed_tokens, model.layers.1", &ob.b, be);
+  check_tiling("tests/fixtures/tiny_t", "visual.merger", &ob.b, be);
+  lcc_owned_batch text_only;   // no pictures: the vision stages are still reported
+  lcc_batch_synthetic(&text_only, &cfg, &(lcc_synth_shape){0, 4, 4, 3}, 5, 0, 1);
+  check_tiling("configs/model/tiny.json", "", &text_only.b, be);
+  lcc_batch_free(&text_only);
 
   lcc_model m;
   int rc = lcc_model_create(&m, &cfg, be, "vision");

@@ -64,3 +64,9 @@ void cpu_scale(lcc_backend *be, float *x, float s, size_t n) {
 #pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
   for (size_t i = 0; i < n; i++) x[i] *= s;
 }
+
+void cpu_add_f32(lcc_backend *be, float *out, const float *a, size_t n) {
+  // out [n] += a [n]
+#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
+  for (size_t i = 0; i < n; i++) out[i] += a[i];
+}

@@ -4,8 +4,11 @@
 #include "util.h"
 
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 // 64-byte alignment: one cache line, and whole AVX-512 vectors for OpenBLAS and the compiler.
 static void *cpu_alloc(lcc_backend *be, size_t bytes) {
@@ -27,6 +30,20 @@ static void cpu_zero(lcc_backend *be, void *p, size_t bytes) {
 }
 
 static void cpu_sync(lcc_backend *be) {}
+
+// The whole pages inside the range go back to the kernel (anonymous private memory reads as zero when next
+// touched); the partial pages at either end are zeroed in place.
+static void cpu_release(lcc_backend *be, void *p, size_t bytes) {
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)p, b = a + bytes;
+  const uintptr_t a_up = (a + page - 1) / page * page, b_down = b / page * page;
+  if (a_up >= b_down) {
+    cpu_zero(be, p, bytes);
+    return;
+  }
+  cpu_zero(be, p, a_up - a);
+  cpu_zero(be, (void *)b_down, b - b_down);
+  LCC_CHECK(madvise((void *)a_up, b_down - a_up, MADV_DONTNEED) == 0, "madvise(MADV_DONTNEED) failed");
+}
 
 static void cpu_to_act(lcc_backend *be, void *out, const float *inp, size_t n) {
   cpu_memcpy(be, out, inp, n * sizeof(float));
@@ -51,6 +68,7 @@ lcc_backend *lcc_cpu_backend(int n_threads) {
   be->zero = cpu_zero;
   be->copy = cpu_memcpy;
   be->sync = cpu_sync;
+  be->release = cpu_release;
   be->to_act = cpu_to_act;
   be->from_act = cpu_from_act;
   be->linear_fwd = cpu_linear_fwd;
@@ -78,5 +96,6 @@ lcc_backend *lcc_cpu_backend(int n_threads) {
   be->adamw = cpu_adamw;
   be->sum_squares = cpu_sum_squares;
   be->scale = cpu_scale;
+  be->add_f32 = cpu_add_f32;
   return be;
 }

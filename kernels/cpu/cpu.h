@@ -119,5 +119,6 @@ void cpu_adamw(lcc_backend *be, float *param, void *param_act, const float *grad
                float grad_scale);
 double cpu_sum_squares(lcc_backend *be, const float *x, size_t n);
 void cpu_scale(lcc_backend *be, float *x, float s, size_t n);
+void cpu_add_f32(lcc_backend *be, float *out, const float *a, size_t n);
 
 #endif

@@ -1,0 +1,73 @@
+// Collective communication among data-parallel ranks.
+//
+// Implementations: MPI on host memory (the CPU backend), NCCL on device memory (the CUDA backend, its id
+// broadcast over MPI), and a single-process one for builds without MPI. Buffers live in the memory of the
+// backend the communicator serves.
+//
+// Collectives over a flat buffer split into consecutive per-rank parts (counts[r] elements for rank r, in
+// rank order) are what ZeRO needs: reduce-scatter the gradients so each rank holds the sum of its part,
+// all-gather the updated parameters so every rank holds them all.
+//
+// Asynchronous work: lcc_comm_submit queues an operation that runs in order behind the caller's compute
+// (a communication thread for MPI, a communication stream for NCCL); lcc_comm_wait blocks until every
+// queued operation is done. Blocking calls must not be made while operations are queued.
+#ifndef LCC_COMM_H
+#define LCC_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct lcc_comm lcc_comm;
+
+typedef enum {
+  LCC_OP_ALLREDUCE,        // buf[0..n) = sum over ranks (in place)
+  LCC_OP_REDUCE_SCATTER,   // recv[0..counts[rank]) (=, or += when accumulate) sum over ranks of rank's part of send
+} lcc_comm_op_kind;
+
+typedef struct {
+  lcc_comm_op_kind kind;
+  float *buf;              // ALLREDUCE: the buffer; REDUCE_SCATTER: the send buffer (sum(counts) elements)
+  size_t n;                // ALLREDUCE: elements
+  float *recv;             // REDUCE_SCATTER: this rank's part (counts[rank] elements)
+  const size_t *counts;    // REDUCE_SCATTER: [world]; must stay valid until lcc_comm_wait returns
+  int accumulate;          // REDUCE_SCATTER: add to recv instead of overwriting
+  int release_send;        // after the operation, give the send buffer's whole pages back (they read as 0)
+} lcc_comm_op;
+
+struct lcc_comm {
+  const char *name;        // "mpi", "nccl", "self"
+  int rank, world;
+  int local_rank, local_world;   // within this node
+  void *impl;
+
+  // blocking collectives on backend memory (sum over ranks)
+  void (*allreduce)(lcc_comm *c, float *buf, size_t n);
+  void (*reduce_scatter)(lcc_comm *c, const float *send, float *recv, const size_t *counts);
+  // in place: rank r's part sits at offset sum(counts[0..r)) of buf and reaches every rank; elem_bytes is
+  // the element size (4: fp32 parameters, 2: bf16 compute weights)
+  void (*allgather)(lcc_comm *c, void *buf, const size_t *counts, size_t elem_bytes);
+  // host scalars and bytes
+  double (*sum_f64)(lcc_comm *c, double x);
+  int64_t (*max_i64)(lcc_comm *c, int64_t x);
+  void (*bcast)(lcc_comm *c, void *host_buf, size_t bytes, int root);
+  void (*barrier)(lcc_comm *c);
+  // asynchronous work
+  void (*submit)(lcc_comm *c, const lcc_comm_op *op);
+  void (*wait)(lcc_comm *c);
+  double (*busy_seconds)(lcc_comm *c);   // time spent inside queued operations so far
+  // Ends every rank at once with this exit code: a rank that fails alone must not leave the others
+  // waiting in a collective.
+  void (*abort)(lcc_comm *c, int code);   // does not return
+  void (*destroy)(lcc_comm *c);
+};
+
+struct lcc_backend;
+// MPI communicator over MPI_COMM_WORLD (calls MPI_Init_thread; MPI_Finalize at destroy). Returns NULL with
+// lcc_error() when this build has no MPI. release_send uses be->release.
+lcc_comm *lcc_comm_mpi(struct lcc_backend *be);
+// One process, no communication: every collective is the identity.
+lcc_comm *lcc_comm_self(struct lcc_backend *be);
+// Offsets of per-rank parts: displs[r] = sum(counts[0..r)).
+size_t lcc_comm_offset(const size_t *counts, int rank);
+
+#endif

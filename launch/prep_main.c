@@ -1,0 +1,182 @@
+// livecc-prep: LiveCC JSONL files + their videos -> pre-interleaved samples in HDF5 shards + manifest.json.
+//   livecc-prep [--config FILE] [--key=value ...]
+// Re-running with the same settings finishes an interrupted job (finished shards are kept).
+#include <libavutil/log.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "prep.h"
+#include "runconfig.h"
+#include "shard.h"
+#include "util.h"
+
+typedef struct {
+  char input[LCC_OPT_STR], output[LCC_OPT_STR], tokenizer[LCC_OPT_STR];
+  char mode[LCC_OPT_STR], with_context[LCC_OPT_STR];
+  int workers, samples_per_shard, max_seq_len;
+  char overlong[LCC_OPT_STR];
+  int fix_last_word;
+  char codec[LCC_OPT_STR];
+  int jpeg_quality;
+  char video_root[LCC_OPT_STR];
+  double fps;
+  int max_frames, min_frames, min_pixels, max_pixels, total_pixels, image_min_pixels, image_max_pixels;
+  char system_prompt[LCC_OPT_STR];
+  int progress;
+} prep_opts;
+
+#define OPT(key, type, field, def, help) {key, type, offsetof(prep_opts, field), def, help}
+static const lcc_opt table[] = {
+    OPT("input", LCC_OPT_STRING, input, "", "JSONL files, comma-separated (LiveCC seek-index line optional)"),
+    OPT("output", LCC_OPT_STRING, output, "", "output directory: shard-*.h5, their .json sidecars, manifest.json"),
+    OPT("tokenizer", LCC_OPT_STRING, tokenizer, "", "tokenizer.json (Qwen2 byte-level BPE) or its directory"),
+    OPT("mode", LCC_OPT_STRING, mode, "pretrain", "pretrain or sft: picks the with_context default"),
+    OPT("with_context", LCC_OPT_STRING, with_context, "auto",
+        "previous ASR (else title) after the first chunk: true, false, or auto (pretrain: true; sft: false)"),
+    OPT("workers", LCC_OPT_INT, workers, "0", "worker threads (0: one per CPU core)"),
+    OPT("samples_per_shard", LCC_OPT_INT, samples_per_shard, "2500", "input samples per shard"),
+    OPT("max_seq_len", LCC_OPT_INT, max_seq_len, "32768", "tokens per sample at most (0: no limit)"),
+    OPT("overlong", LCC_OPT_STRING, overlong, "cut", "over max_seq_len: cut (drop trailing turn pairs) or skip"),
+    OPT("fix_last_word", LCC_OPT_BOOL, fix_last_word, "false",
+        "false: LiveCC's word cursor (re-emits the last word once every word is used); true: never repeat it"),
+    OPT("codec", LCC_OPT_STRING, codec, "jpeg", "frame storage: jpeg or raw"),
+    OPT("jpeg_quality", LCC_OPT_INT, jpeg_quality, "90", "JPEG quality 1..100"),
+    OPT("video_root", LCC_OPT_STRING, video_root, "", "prefix of relative media paths (empty: the JSONL file's directory)"),
+    OPT("fps", LCC_OPT_FLOAT, fps, "2", "frames per second sampled from videos"),
+    OPT("max_frames", LCC_OPT_INT, max_frames, "480", "frames per clip at most"),
+    OPT("min_frames", LCC_OPT_INT, min_frames, "4", "frames per QA video at least"),
+    OPT("min_pixels", LCC_OPT_INT, min_pixels, "78400", "pixels per video frame at least (100*28*28)"),
+    OPT("max_pixels", LCC_OPT_INT, max_pixels, "602112", "pixels per video frame at most (768*28*28)"),
+    OPT("total_pixels", LCC_OPT_INT, total_pixels, "19267584", "pixels per clip at most (24576*28*28)"),
+    OPT("image_min_pixels", LCC_OPT_INT, image_min_pixels, "3136", "pixels per image at least"),
+    OPT("image_max_pixels", LCC_OPT_INT, image_max_pixels, "12845056", "pixels per image at most"),
+    OPT("system_prompt", LCC_OPT_STRING, system_prompt, "You are a helpful assistant.",
+        "text of the system turn the chat template adds (empty: none)"),
+    OPT("progress", LCC_OPT_BOOL, progress, "true", "print a progress line on stderr every 2 s"),
+};
+#define N_OPTS ((int)(sizeof table / sizeof table[0]))
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: livecc-prep [--config FILE] [--key=value ...]\n"
+             "Keys (a config file holds the same keys as 'key = value' lines; flags win):\n");
+  lcc_opts_usage(table, N_OPTS, f);
+}
+
+static int parse_args(prep_opts *o, int argc, char **argv) {
+  if (lcc_opts_defaults(o, table, N_OPTS)) return -1;
+  for (int i = 1; i < argc; i++) {   // the config file first, so flags override it wherever they appear
+    const char *file = NULL;
+    if (!strcmp(argv[i], "--config") && i + 1 < argc) file = argv[i + 1];
+    else if (!strncmp(argv[i], "--config=", 9)) file = argv[i] + 9;
+    if (file && lcc_opts_load_file(o, table, N_OPTS, file)) return -1;
+  }
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--config")) {
+      i++;
+      continue;
+    }
+    if (!strncmp(argv[i], "--config=", 9)) continue;
+    if (strncmp(argv[i], "--", 2) != 0) return lcc_error("unexpected argument '%s' (flags look like --key=value)", argv[i]);
+    char key[256];
+    const char *eq = strchr(argv[i], '=');
+    if (!eq) return lcc_error("flag '%s' needs a value: --key=value", argv[i]);
+    snprintf(key, sizeof key, "%.*s", (int)(eq - argv[i] - 2), argv[i] + 2);
+    if (lcc_opts_set(o, table, N_OPTS, key, eq + 1, "command line")) return -1;
+  }
+  return 0;
+}
+
+// Checks the choices and fills in the automatic values (with_context, workers).
+static int resolve(prep_opts *o) {
+  if (!o->input[0]) return lcc_error("input: give the JSONL files (--input=a.jsonl,b.jsonl)");
+  if (!o->output[0]) return lcc_error("output: give the output directory (--output=DIR)");
+  if (!o->tokenizer[0]) return lcc_error("tokenizer: give a tokenizer.json or its directory (--tokenizer=PATH)");
+  if (strcmp(o->mode, "pretrain") && strcmp(o->mode, "sft")) return lcc_error("mode must be pretrain or sft, got '%s'", o->mode);
+  if (!strcmp(o->with_context, "auto")) strcpy(o->with_context, !strcmp(o->mode, "pretrain") ? "true" : "false");
+  if (strcmp(o->with_context, "true") && strcmp(o->with_context, "false"))
+    return lcc_error("with_context must be auto, true or false, got '%s'", o->with_context);
+  if (strcmp(o->overlong, "cut") && strcmp(o->overlong, "skip"))
+    return lcc_error("overlong must be cut or skip, got '%s'", o->overlong);
+  if (strcmp(o->codec, "jpeg") && strcmp(o->codec, "raw")) return lcc_error("codec must be jpeg or raw, got '%s'", o->codec);
+  if (o->workers == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    o->workers = n > 0 ? (int)n : 1;
+  }
+  return 0;
+}
+
+// Splits the comma-separated input list in place.
+static int split_inputs(char *list, char ***out) {
+  int n = 0;
+  char **v = lcc_malloc((strlen(list) / 2 + 2) * sizeof(char *));
+  for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+    while (*tok == ' ') tok++;
+    char *e = tok + strlen(tok);
+    while (e > tok && e[-1] == ' ') *--e = 0;
+    if (*tok) v[n++] = tok;
+  }
+  *out = v;
+  return n;
+}
+
+// The settings that decide the output (all but workers and progress), as prep.conf stores them.
+static char *settings_text(const prep_opts *o) {
+  lcc_opt kept[N_OPTS];
+  int n = 0;
+  for (int i = 0; i < N_OPTS; i++)
+    if (strcmp(table[i].key, "workers") && strcmp(table[i].key, "progress")) kept[n++] = table[i];
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  LCC_CHECK(f, "open_memstream failed");
+  lcc_opts_print(o, kept, n, f);
+  LCC_CHECK(fclose(f) == 0, "open_memstream close failed");
+  return text;
+}
+
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      usage(stdout);
+      return 0;
+    }
+  prep_opts o;
+  if (parse_args(&o, argc, argv) || resolve(&o)) {
+    fprintf(stderr, "livecc-prep: error: %s\n", lcc_last_error());
+    return 2;
+  }
+  // Every skipped sample gets one message naming its line and FFmpeg's reason; FFmpeg's own log lines
+  // would repeat each failure unthrottled.
+  av_log_set_level(AV_LOG_FATAL);
+  printf("# livecc-prep resolved configuration\n");
+  lcc_opts_print(&o, table, N_OPTS, stdout);
+  fflush(stdout);
+
+  char input_list[LCC_OPT_STR];
+  strcpy(input_list, o.input);
+  char **inputs;
+  int n_inputs = split_inputs(input_list, &inputs);
+  char *settings = settings_text(&o);
+  lcc_prep_opts p = {.inputs = (const char *const *)inputs, .n_inputs = n_inputs, .output = o.output,
+                     .tokenizer = o.tokenizer, .workers = o.workers, .samples_per_shard = o.samples_per_shard,
+                     .codec = !strcmp(o.codec, "raw") ? LCC_CODEC_RAW : LCC_CODEC_JPEG, .jpeg_quality = o.jpeg_quality,
+                     .video_root = o.video_root, .settings = settings, .progress = o.progress};
+  p.il = (lcc_interleave_opts){.fps = o.fps, .with_context = !strcmp(o.with_context, "true"),
+                               .fix_last_word = o.fix_last_word, .system_prompt = o.system_prompt,
+                               .max_seq_len = o.max_seq_len, .overlong_skip = !strcmp(o.overlong, "skip")};
+  lcc_video_budget_default(&p.budget);
+  p.budget.fps = o.fps, p.budget.max_frames = o.max_frames, p.budget.min_frames = o.min_frames;
+  p.budget.min_pixels = o.min_pixels, p.budget.max_pixels = o.max_pixels, p.budget.total_pixels = o.total_pixels;
+  p.budget.image_min_pixels = o.image_min_pixels, p.budget.image_max_pixels = o.image_max_pixels;
+
+  lcc_prep_stats st;
+  int rc = lcc_prep_run(&p, &st);
+  if (rc) fprintf(stderr, "livecc-prep: error: %s\n", lcc_last_error());
+  else lcc_prep_print_summary(&st, stdout);
+  free(settings);
+  free(inputs);
+  return rc ? 1 : 0;
+}

@@ -1,0 +1,108 @@
+// Where livecc-train's micro-batches come from: HDF5 shards through the loader, synthetic LiveCC-shaped
+// samples (the same global-order slicing: sample k of the stream depends only on the seed and k), or one
+// fixed batch file. A source owns the batch it hands out until the next call.
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainer.h"
+#include "util.h"
+#ifdef LCC_HAVE_LOADER
+#include "loader.h"
+#endif
+
+enum { SRC_SYNTH, SRC_FILE, SRC_LOADER };
+
+struct lcc_source {
+  int kind;
+  const lcc_config *cfg;
+  lcc_owned_batch ob;
+  int blank_frames;
+  // synthetic: global stream positions, sliced per rank like the loader
+  lcc_synth_shape shape;
+  uint64_t seed;
+  int fixed, world, rank, micro, accum, k;
+  int64_t consumed;
+#ifdef LCC_HAVE_LOADER
+  lcc_loader *loader;
+#endif
+};
+
+lcc_source *lcc_source_open(lcc_trainer *t, const char *data, int shuffle, int world, int rank, int micro_batch,
+                            int grad_accum, int64_t consumed) {
+  const lcc_train_opts *o = &t->o;
+  lcc_source *s = lcc_calloc(1, sizeof *s);
+  s->cfg = &t->cfg;
+  s->blank_frames = o->blank_frames;
+  s->world = world, s->rank = rank, s->micro = micro_batch, s->accum = grad_accum, s->consumed = consumed;
+  if (o->batch_file[0]) {
+    s->kind = SRC_FILE;
+    if (lcc_batch_load(&s->ob, o->batch_file, lcc_patch_dim(&t->cfg))) {
+      free(s);
+      return NULL;
+    }
+  } else if (data && data[0]) {
+#ifdef LCC_HAVE_LOADER
+    s->kind = SRC_LOADER;
+    lcc_loader_opts lo = {.data = data, .seed = (uint64_t)o->seed, .shuffle = shuffle, .world_size = world,
+                          .rank = rank, .micro_batch = micro_batch, .grad_accum = grad_accum,
+                          .threads = o->data_threads, .prefetch = o->prefetch, .skip_corrupt = o->skip_corrupt,
+                          .max_open_shards = 64};
+    s->loader = lcc_loader_open(&lo, consumed);
+    if (!s->loader) {
+      free(s);
+      return NULL;
+    }
+#else
+    lcc_error("data '%s': this build has no data path (configure with -DLCC_WITH_DATA=ON)", data);
+    free(s);
+    return NULL;
+#endif
+  } else {
+    s->kind = SRC_SYNTH;
+    s->shape = (lcc_synth_shape){o->synth_chunks, o->synth_grid_h, o->synth_grid_w, o->synth_words};
+    s->seed = (uint64_t)o->seed;
+    s->fixed = o->synth_fixed;
+  }
+  return s;
+}
+
+int lcc_source_next(lcc_source *s, lcc_owned_batch **out) {
+  switch (s->kind) {
+  case SRC_FILE:
+    break;
+  case SRC_SYNTH: {
+    // this rank's k-th micro-batch of the current global batch (a fixed source replays position 0)
+    int64_t first = s->fixed ? 0 : s->consumed + (int64_t)s->rank * s->micro * s->accum + (int64_t)s->k * s->micro;
+    lcc_batch_free(&s->ob);
+    lcc_batch_synthetic(&s->ob, s->cfg, &s->shape, s->seed, first, s->micro);
+    if (++s->k == s->accum) s->k = 0, s->consumed += (int64_t)s->micro * s->accum * s->world;
+    break;
+  }
+  case SRC_LOADER:
+#ifdef LCC_HAVE_LOADER
+    lcc_batch_free(&s->ob);
+    if (lcc_loader_next(s->loader, &s->ob)) return -1;
+#endif
+    break;
+  }
+  if (s->blank_frames && s->ob.b.n_patches)   // the no-frames ablation: every patch row at the mean colour
+    memset(s->ob.pixels, 0, (size_t)s->ob.b.n_patches * lcc_patch_dim(s->cfg) * sizeof(float));
+  *out = &s->ob;
+  return 0;
+}
+
+int64_t lcc_source_size(const lcc_source *s) {
+#ifdef LCC_HAVE_LOADER
+  if (s->kind == SRC_LOADER) return lcc_loader_samples(s->loader);
+#endif
+  return s->kind == SRC_FILE ? s->ob.b.n_samples : 0;
+}
+
+void lcc_source_close(lcc_source *s) {
+  if (!s) return;
+#ifdef LCC_HAVE_LOADER
+  if (s->loader) lcc_loader_close(s->loader);
+#endif
+  lcc_batch_free(&s->ob);
+  free(s);
+}

@@ -1,0 +1,43 @@
+// The training loader: batches of this rank from HDF5 shards, in a global order that does not depend on
+// the world size, prepared by background threads (read, decode frames, build normalized patch rows).
+//
+// Order: epoch e visits a permutation of all samples drawn from (seed, e); the stream of global sample
+// positions is epoch after epoch. Global batch b covers stream positions [b*G, (b+1)*G) with
+// G = micro_batch * grad_accum * world_size; rank r takes the G/world_size positions starting at
+// b*G + r*micro_batch*grad_accum, as grad_accum micro-batches of micro_batch samples. So 1 rank with
+// grad_accum*W micro-batches sees exactly the samples that W ranks see together.
+// State: the number of global stream positions consumed; restoring it gives the same next batches.
+#ifndef LCC_LOADER_H
+#define LCC_LOADER_H
+
+#include <stdint.h>
+
+#include "batch.h"
+
+typedef struct {
+  const char *data;       // manifest.json or its directory
+  uint64_t seed;
+  int shuffle;            // 0: the order of the manifest (held-out evaluation)
+  int world_size, rank;
+  int micro_batch, grad_accum;
+  int threads;            // background workers
+  int prefetch;           // micro-batches prepared ahead
+  int skip_corrupt;       // 1: skip a sample that fails to read or decode and count it; 0: error
+  int max_open_shards;    // open file handles kept (LRU)
+} lcc_loader_opts;
+
+typedef struct lcc_loader lcc_loader;
+
+// Opens the manifest only (shards open lazily). consumed: stream positions already consumed (resume).
+lcc_loader *lcc_loader_open(const lcc_loader_opts *o, int64_t consumed);
+void lcc_loader_close(lcc_loader *l);
+int64_t lcc_loader_samples(const lcc_loader *l);     // samples per epoch
+// This rank's next micro-batch: tokens, HF labels (-100 outside the loss mask), vision items, patch rows.
+// Returns 0, or -1 with lcc_error() naming the shard and sample (skip_corrupt = 0).
+int lcc_loader_next(lcc_loader *l, lcc_owned_batch *out);
+int64_t lcc_loader_consumed(const lcc_loader *l);    // global positions consumed by whole global batches so far
+int64_t lcc_loader_skipped(const lcc_loader *l);     // samples skipped as corrupt (skip_corrupt = 1)
+// The global sample index at stream position p (for tests and tools).
+int64_t lcc_loader_index_at(lcc_loader *l, int64_t p);
+
+#endif

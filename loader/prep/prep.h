@@ -1,0 +1,52 @@
+// The livecc-prep job: LiveCC JSONL + videos -> pre-interleaved samples in HDF5 shards (DESIGN.md 1, 4).
+//
+// Shard k holds input samples [k*S, (k+1)*S) of the global JSONL index (S = samples_per_shard), minus the
+// skipped ones, in input order; so the output does not depend on the number of workers. Each worker takes
+// the next unfinished shard, writes <out>/shard-%05d.h5.tmp, then its sidecar shard-%05d.json (counts by
+// reason, byte size, CRC-64), then renames the shard to shard-%05d.h5. A shard is finished when both files
+// exist; a re-run skips finished shards, so an interrupted job resumes where it stopped. <out>/prep.conf
+// keeps the settings (all but the worker count): a re-run with different ones is an error. At the end
+// manifest.json lists every shard, from the sidecars.
+#ifndef LCC_PREP_H
+#define LCC_PREP_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "interleave.h"
+#include "media.h"
+#include "sample.h"
+
+typedef struct {
+  const char *const *inputs;   // JSONL files, in order
+  int n_inputs;
+  const char *output;          // directory (created if missing)
+  const char *tokenizer;       // tokenizer.json or its directory
+  lcc_interleave_opts il;
+  lcc_video_budget budget;
+  int workers;
+  int samples_per_shard;
+  int codec;                   // LCC_CODEC_JPEG or LCC_CODEC_RAW (shard.h)
+  int jpeg_quality;
+  const char *video_root;      // prefix of relative media paths; "" = the directory of the sample's JSONL file
+  const char *settings;        // the resolved settings as text, stored as <output>/prep.conf
+  int progress;                // 1: a progress line on stderr every ~2 s
+} lcc_prep_opts;
+
+typedef struct {
+  int64_t samples_in, written;
+  int64_t skipped[LCC_SKIP_COUNT];     // by reason (LCC_SKIP_*; [0] unused)
+  int64_t cut_samples, cut_pairs;      // samples shortened to fit max_seq_len, and the pairs dropped
+  int64_t words_outside, samples_words_outside;   // words outside the clip window (ignored)
+  int64_t ignored_stream_elems;        // text_stream elements that are not [start, end, word]
+  int64_t tokens, trained_tokens, frames, frame_bytes;
+  int shards, shards_reused, shards_written;
+} lcc_prep_stats;
+
+// Runs the job. 0, or -1 with lcc_error() for what stops it (unreadable input, a wrong seek index, a shard
+// that cannot be written, different settings in an existing output directory). Skipped samples are not
+// errors: each is reported on stderr with its file:line and reason, and counted.
+int lcc_prep_run(const lcc_prep_opts *o, lcc_prep_stats *st);
+void lcc_prep_print_summary(const lcc_prep_stats *st, FILE *f);
+
+#endif

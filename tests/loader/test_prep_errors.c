@@ -1,0 +1,183 @@
+// Bad input: each bad sample is reported on stderr with its file:line and reason, counted by reason, and
+// the job goes on; the summary numbers add up. Then over-long samples: skipped (overlong = skip) or cut at
+// a turn boundary (overlong = cut) whose tokens are a prefix of the full sample's.
+#include <stdlib.h>
+#include <string.h>
+
+#include "prep_util.h"
+#include "util.h"
+
+// A streaming sample over good.mp4 (testsrc2 112x84, 4 fps, 9 s), as in the golden test, with a chosen
+// video, window and word list.
+static void stream_line(char *out, size_t cap, const char *video, double start, double end, const char *words) {
+  snprintf(out, cap,
+           "[{\"role\": \"user\", \"content\": [{\"type\": \"video\", \"video\": \"%s\", \"video_start\": %g, \"video_end\": %g}, "
+           "{\"type\": \"text\", \"text\": \"\", \"title\": \"t\"}]}, {\"role\": \"assistant\", \"content\": "
+           "[{\"type\": \"text_stream\", \"text_stream\": [%s]}]}]\n",
+           video, start, end, words);
+}
+
+#define WORDS "[1.3, 1.6, \"red\"], [1.6, 2.0, \"circle\"], [3.8, 4.2, \"blue\"], [5.9, 6.3, \"green\"], [7.3, 7.55, \"yellow\"]"
+
+// Lines of bad.jsonl and what becomes of them (reason 0 = written).
+static const struct {
+  const char *video;
+  double start, end;
+  const char *words;   // NULL: `raw` is the whole line
+  const char *raw;
+  int reason;
+} cases[] = {
+    {"good.mp4", 1.1, 7.6, WORDS, NULL, 0},
+    {"missing.mp4", 1.1, 7.6, WORDS, NULL, LCC_SKIP_MISSING_MEDIA},
+    {"corrupt.mp4", 1.1, 7.6, WORDS, NULL, LCC_SKIP_CORRUPT_MEDIA},
+    {"empty.mp4", 1.1, 7.6, WORDS, NULL, LCC_SKIP_EMPTY_MEDIA},
+    {NULL, 0, 0, NULL, "[{\"role\": \"user\", \"content\": [{\"type\": \"video\"\n", LCC_SKIP_MALFORMED_JSON},
+    {"good.mp4", 1.1, 7.6, "", NULL, LCC_SKIP_EMPTY_STREAM},
+    // two words outside [1.1, 7.6]: ignored and counted, the sample is written
+    {"good.mp4", 1.1, 7.6, "[0.2, 0.5, \"early\"], " WORDS ", [8.0, 8.4, \"late\"]", NULL, 0},
+    {"good.mp4", 1.1, 7.6, "[0.2, 0.5, \"early\"], [8.0, 8.4, \"late\"]", NULL, LCC_SKIP_EMPTY_STREAM},
+    {"good.mp4", 20, 25, "[21.0, 21.5, \"gone\"]", NULL, LCC_SKIP_NO_FRAMES},
+    {"good.mp4", 1.1, 2.9, "[1.3, 1.6, \"red\"]", NULL, LCC_SKIP_FEW_FRAMES},
+    {"good.mp4", 1.1, 7.6, "[7.3, 7.55, \"yellow\"]", NULL, LCC_SKIP_ALL_SILENT},
+    {NULL, 0, 0, NULL, "[{\"role\": \"user\"}]\n", LCC_SKIP_INVALID},
+    {NULL, 0, 0, NULL, "[{\"role\": \"user\", \"content\": [{\"type\": \"video\", \"video\": \"good.mp4\"}]}, "
+                       "{\"role\": \"assistant\", \"content\": [{\"type\": \"text_stream\", \"text_stream\": "
+                       "[[1.0, \"x\", 2.0]]}]}]\n", LCC_SKIP_INVALID},
+};
+#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
+
+static void make_inputs(const char *dir, char *jsonl, size_t cap) {
+  char path[1200];
+  pu_path(path, sizeof path, dir, "good.mp4");
+  pu_video(path, 112, 84, 4, 9);
+  pu_path(path, sizeof path, dir, "corrupt.mp4");
+  pu_write(path, "this is not a video file, just some text that FFmpeg cannot parse as any container at all\n");
+  pu_path(path, sizeof path, dir, "empty.mp4");
+  pu_write(path, "");
+  pu_path(jsonl, cap, dir, "bad.jsonl");
+  FILE *f = fopen(jsonl, "w");
+  LCC_CHECK(f, "cannot write %s", jsonl);
+  for (int i = 0; i < N_CASES; i++) {
+    char line[4096];
+    if (cases[i].raw) snprintf(line, sizeof line, "%s", cases[i].raw);
+    else stream_line(line, sizeof line, cases[i].video, cases[i].start, cases[i].end, cases[i].words);
+    fputs(line, f);
+  }
+  fclose(f);
+}
+
+static void bad_samples(void) {
+  const char *dir = pu_dir("errors");
+  char dir_copy[1100], jsonl[1200], out[1200], log[1200];
+  snprintf(dir_copy, sizeof dir_copy, "%s", dir);
+  make_inputs(dir_copy, jsonl, sizeof jsonl);
+  pu_path(out, sizeof out, dir_copy, "out");
+  lcc_prep_opts o;
+  const char *inputs[] = {jsonl};
+  pu_opts(&o, inputs, 1, out);
+  o.samples_per_shard = 5;   // 3 shards
+  o.workers = 2;
+  lcc_prep_stats st;
+  int rc = pu_run(&o, &st, dir_copy);
+  if (rc) fprintf(stderr, "%s\n", lcc_last_error());
+  CHECK(rc == 0);
+
+  int64_t want[LCC_SKIP_COUNT] = {0};
+  for (int i = 0; i < N_CASES; i++) want[cases[i].reason]++;
+  CHECK(st.samples_in == N_CASES && st.written == want[0] && st.shards == 3);
+  for (int r = 1; r < LCC_SKIP_COUNT; r++) {
+    if (st.skipped[r] != want[r])
+      fprintf(stderr, "reason %s: %lld skipped, want %lld\n", lcc_skip_keys[r], (long long)st.skipped[r], (long long)want[r]);
+    CHECK(st.skipped[r] == want[r]);
+  }
+  CHECK(st.words_outside == 2 && st.samples_words_outside == 1);
+
+  // One message per bad sample, naming its file:line and the reason.
+  pu_path(log, sizeof log, dir_copy, "stderr.txt");
+  char *text = pu_read(log);
+  for (int i = 0; i < N_CASES; i++) {
+    char where[1300], label[200];
+    snprintf(where, sizeof where, "%s:%d: ", jsonl, i + 1);
+    const char *at = strstr(text, where);
+    if (cases[i].reason == 0) {
+      CHECK(i != 6 || (at && strstr(at, "2 of 7 words lie outside the clip window")));   // the warning
+      continue;
+    }
+    snprintf(label, sizeof label, "skipped (%s): ", lcc_skip_labels[cases[i].reason]);
+    const char *line_start = at;
+    while (line_start && line_start > text && line_start[-1] != '\n') line_start--;
+    int ok = at && strstr(line_start, label) && strstr(line_start, label) < at;
+    if (!ok) fprintf(stderr, "no message '%s...%s' in:\n%s\n", label, where, text);
+    CHECK(ok);
+  }
+  free(text);
+
+  // The summary reads the sidecars: the same numbers.
+  FILE *f = tmpfile();
+  lcc_prep_print_summary(&st, f);
+  rewind(f);
+  char buf[4096];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = 0;
+  fclose(f);
+  CHECK(strstr(buf, "samples in:  13\n") && strstr(buf, "written:     2\n") && strstr(buf, "skipped:     11\n"));
+}
+
+// The golden-style sample is 12 frames, 4 pairs; its tokens: see test_prep_golden.c. A limit below it
+// skips it (skip) or keeps the pairs that fit, ending on a non-silent one (cut).
+static void too_long(void) {
+  const char *dir = pu_dir("too_long");
+  char d[1100], video[1200], jsonl[1200], out_full[1200], out_skip[1200], out_cut[1200], shard[1300];
+  snprintf(d, sizeof d, "%s", dir);
+  pu_path(video, sizeof video, d, "good.mp4");
+  pu_video(video, 112, 84, 4, 9);
+  pu_path(jsonl, sizeof jsonl, d, "long.jsonl");
+  char line[4096];
+  stream_line(line, sizeof line, "good.mp4", 1.1, 7.6,
+              "[1.3, 1.6, \"red\"], [3.8, 4.2, \"blue\"], [5.9, 6.3, \"green\"], [7.3, 7.55, \"yellow\"]");
+  pu_write(jsonl, line);
+  const char *inputs[] = {jsonl};
+  lcc_prep_opts o;
+  lcc_prep_stats st;
+  lcc_sample full, cut;
+
+  pu_path(out_full, sizeof out_full, d, "full");
+  pu_opts(&o, inputs, 1, out_full);
+  CHECK(pu_run(&o, &st, d) == 0 && st.written == 1);
+  pu_path(shard, sizeof shard, out_full, "shard-00000.h5");
+  pu_shard_sample(shard, 0, &full);
+  CHECK(full.n_items == 4);   // pairs: "red", "blue", silent, "green"
+
+  // A limit inside the last pair: skip drops the sample, cut keeps pairs 0-1 (pair 2 is silent).
+  int limit = full.items[3].first_pad;
+  pu_path(out_skip, sizeof out_skip, d, "skip");
+  pu_opts(&o, inputs, 1, out_skip);
+  o.il.max_seq_len = limit, o.il.overlong_skip = 1;
+  CHECK(pu_run(&o, &st, d) == 0 && st.written == 0 && st.skipped[LCC_SKIP_TOO_LONG] == 1);
+
+  pu_path(out_cut, sizeof out_cut, d, "cut");
+  pu_opts(&o, inputs, 1, out_cut);
+  o.il.max_seq_len = limit;
+  CHECK(pu_run(&o, &st, d) == 0 && st.written == 1 && st.cut_samples == 1 && st.cut_pairs == 2);
+  pu_path(shard, sizeof shard, out_cut, "shard-00000.h5");
+  pu_shard_sample(shard, 0, &cut);
+  CHECK(cut.n_items == 2 && cut.n_frames == 8 && cut.n_tokens < limit && cut.n_tokens < full.n_tokens);
+  CHECK(!memcmp(cut.ids, full.ids, (size_t)cut.n_tokens * 4) && !memcmp(cut.mask, full.mask, (size_t)cut.n_tokens));
+  CHECK(cut.n_tokens >= 2 && cut.mask[cut.n_tokens - 2] == 1 && cut.mask[cut.n_tokens - 1] == 0);   // ... <|im_end|> "\n"
+
+  // Not even the first pair fits: skipped as too long under cut too.
+  pu_path(out_cut, sizeof out_cut, d, "cut_all");
+  pu_opts(&o, inputs, 1, out_cut);
+  o.il.max_seq_len = 20;
+  CHECK(pu_run(&o, &st, d) == 0 && st.written == 0 && st.skipped[LCC_SKIP_TOO_LONG] == 1);
+  lcc_sample_free(&full);
+  lcc_sample_free(&cut);
+}
+
+int main(void) {
+  bad_samples();
+  too_long();
+  if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
+  else printf("bad input: ok\n");
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Slurm: a real slurmctld + slurmd on localhost; launch/slurm/pretrain.sbatch runs the demo pre-training
+# config on 2 ranks (srun --mpi=pmix), gets SIGUSR1 in mid-run (scancel --signal=USR1 --batch), checkpoints,
+# requeues itself, resumes from the checkpoint by itself, and finishes with the same final parameters as
+# an uninterrupted run of the same config.
+set -euo pipefail
+BIN=${BIN:?set BIN to the bin directory of the build}
+WORK=${TEST_TMPDIR:-/tmp/lcc-slurm-test}/slurm
+rm -rf "$WORK" && mkdir -p "$WORK"
+export SLURM_DIR="$WORK/cluster" SLURM_PORT=${SLURM_PORT:-6917}
+export SLURM_CONF=$(bash tests/slurm/slurm_up.sh)
+trap 'bash tests/slurm/slurm_down.sh' EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fail() { echo "FAIL: $*"; tail -30 "$WORK/job.out" 2>/dev/null; exit 1; }
+
+# a small commentary dataset, prepared as the demo does
+"$BIN/livecc-synth" --output="$WORK/data" --videos=6 --heldout=2 --seconds=12 > "$WORK/synth.log"
+"$BIN/livecc-prep" --config=configs/run/demo-prep.conf --input="$WORK/data/pretrain.jsonl" --output="$WORK/shards" \
+  --mode=pretrain > "$WORK/prep.log" 2>&1
+RUN=(--data="$WORK/shards" --steps=16 --save_every=4 --threads=1 --plot=false --log_every=1)
+
+# the reference: the same config, 2 ranks, no interruption
+mpirun -np 2 --bind-to none "$BIN/livecc-train" --config=configs/run/demo-pretrain.conf "${RUN[@]}" --out="$WORK/ref" > "$WORK/ref.log"
+
+# the job: signal it once a few steps are done
+job=$(LCC_CONFIG=configs/run/demo-pretrain.conf LCC_BIN="$BIN" sbatch --parsable -N 1 --ntasks-per-node=2 --gpus-per-node=0 \
+      --cpus-per-task=1 --time=30 --signal=B:USR1@60 -o "$WORK/job.out" launch/slurm/pretrain.sbatch \
+      "${RUN[@]}" --out="$WORK/job")
+echo "submitted job $job"
+for _ in $(seq 1 600); do
+  [ -f "$WORK/job/metrics.jsonl" ] && [ "$(grep -c '"loss"' "$WORK/job/metrics.jsonl")" -ge 5 ] && break
+  sleep 0.1
+done
+scancel --signal=USR1 --batch "$job"
+echo "sent SIGUSR1 to job $job at step $(grep -c '"loss"' "$WORK/job/metrics.jsonl")"
+for _ in $(seq 1 900); do
+  state=$(scontrol show job "$job" | grep -o 'JobState=[A-Z]*' | cut -d= -f2)
+  # Slurm holds a requeued job for about two minutes; release it now
+  scontrol show job "$job" | grep -q 'Reason=BeginTime' && scontrol update JobId="$job" StartTime=now 2>/dev/null || true
+  [ "$state" = COMPLETED ] && break
+  case "$state" in FAILED|CANCELLED|TIMEOUT|NODE_FAIL) fail "job ended $state" ;; esac
+  sleep 0.2
+done
+[ "$state" = COMPLETED ] || fail "job did not complete (state $state)"
+restarts=$(scontrol show job "$job" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
+grep -q "checkpoint saved; requeueing" "$WORK/job.out" || fail "the job did not checkpoint and requeue"
+grep -q "resuming from" "$WORK/job.out" || fail "the requeued job did not resume from its checkpoint"
+echo "job $job: $(grep -o 'saving a checkpoint at step [0-9]*' "$WORK/job.out"), requeued ($restarts restart), $(grep -o 'resuming from [^:]*' "$WORK/job.out")"
+"$BIN/lcc-ckpt-compare" "$WORK/ref/checkpoints/$(cat "$WORK/ref/checkpoints/latest")" \
+  "$WORK/job/checkpoints/$(cat "$WORK/job/checkpoints/latest")" 0 || fail "final parameters differ from the uninterrupted run"
+echo "PASSED"
