@@ -18,6 +18,7 @@
 
 typedef struct {
   char model[LCC_OPT_STR], init[LCC_OPT_STR], data[LCC_OPT_STR], tokenizer[LCC_OPT_STR], positions[LCC_OPT_STR];
+  char predictions[LCC_OPT_STR];
   int threads, max_samples, blank_frames;
 } eval_opts;
 
@@ -31,6 +32,7 @@ static const lcc_opt table[] = {
     OPT("threads", LCC_OPT_INT, threads, "0", "CPU threads (0: OpenMP default)"),
     OPT("max_samples", LCC_OPT_INT, max_samples, "0", "evaluate at most this many samples (0: all)"),
     OPT("blank_frames", LCC_OPT_BOOL, blank_frames, "false", "every patch row at the mean colour (for a model trained so)"),
+    OPT("predictions", LCC_OPT_STRING, predictions, "", "write 'sample<TAB>target<TAB>prediction' per content token to this file"),
 };
 static const int n_table = sizeof table / sizeof table[0];
 
@@ -40,7 +42,7 @@ typedef struct {
 } tally;
 
 // Scores one sample of the last forward: argmax of the logits at every labelled position.
-static void score(lcc_model *m, const lcc_batch *b, const lcc_tokenizer *tk, int32_t ellipsis, tally *t) {
+static void score(lcc_model *m, const lcc_batch *b, const lcc_tokenizer *tk, int32_t ellipsis, tally *t, FILE *out) {
   const int T = b->n_tokens, V = m->cfg.vocab_size;
   float *logits = lcc_malloc((size_t)V * sizeof(float));
   int word_open = 0, word_ok = 0;
@@ -55,6 +57,7 @@ static void score(lcc_model *m, const lcc_batch *b, const lcc_tokenizer *tk, int
     int best = 0;
     for (int v = 1; v < V; v++) best = logits[v] > logits[best] ? v : best;
     t->tokens++, t->tokens_right += best == target;
+    if (out && tk) fprintf(out, "%ld\t%s\t%s\n", t->samples, lcc_tokenizer_token(tk, target), lcc_tokenizer_token(tk, best));
     if (starts_word) word_open = 1, word_ok = 1;
     word_ok &= best == target;
   }
@@ -105,6 +108,8 @@ int main(int argc, char **argv) {
   m.pos_mode = strcmp(o.positions, "1d") == 0 ? LCC_POS_1D : LCC_POS_MROPE;
   const int32_t ellipsis = tk ? lcc_tokenizer_id(tk, "\xC4\xA0...") : -1;   // " ..." in byte-level form
   tally t = {0};
+  FILE *pred = o.predictions[0] ? fopen(o.predictions, "w") : NULL;
+  if (o.predictions[0] && !pred) rc = lcc_error("%s: cannot write predictions", o.predictions);
   const int64_t n = rc ? 0 : lcc_loader_samples(ld), limit = o.max_samples > 0 && o.max_samples < n ? o.max_samples : n;
   for (int64_t s = 0; s < limit && !rc; s++) {
     lcc_owned_batch ob;
@@ -113,7 +118,7 @@ int main(int argc, char **argv) {
     ob.b.norm_count = 1.0;
     if (!(rc = lcc_model_forward(&m, &ob.b))) {
       for (int k = 0; k < ob.b.n_samples; k++) t.loss_sum += m.sample_loss[k], t.samples++;
-      score(&m, &ob.b, tk, ellipsis, &t);
+      score(&m, &ob.b, tk, ellipsis, &t, pred);
     }
     lcc_batch_free(&ob);
   }
@@ -125,6 +130,7 @@ int main(int argc, char **argv) {
            100.0 * t.words_right / (t.words ? t.words : 1), t.words_right, t.words,
            100.0 * t.tokens_right / (t.tokens ? t.tokens : 1), t.tokens, weights);
   }
+  if (pred) fclose(pred);
   if (ld) lcc_loader_close(ld);
   if (tk) lcc_tokenizer_free(tk);
   if (m.params) lcc_model_destroy(&m);

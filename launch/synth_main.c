@@ -47,7 +47,9 @@ typedef struct {
   char output[LCC_OPT_STR];
   int videos, heldout, seconds, seed;
   int width, height, fps;
-  double silence, motion;
+  double silence, motion, min_radius, max_radius;
+  int sizes;
+  char shapes[LCC_OPT_STR];
   char codec[LCC_OPT_STR];
   char tokenizer[LCC_OPT_STR];
 } synth_opts;
@@ -63,6 +65,11 @@ static const lcc_opt opt_table[] = {
     {"fps", LCC_OPT_INT, offsetof(synth_opts, fps), "8", "frame rate: 2, 4, 8, 16 or 32 (exact frame times)"},
     {"silence", LCC_OPT_FLOAT, offsetof(synth_opts, silence), "0.1", "chance that an inner second is silent (no shape)"},
     {"motion", LCC_OPT_FLOAT, offsetof(synth_opts, motion), "0.25", "chance that a shape moves during its second"},
+    {"sizes", LCC_OPT_BOOL, offsetof(synth_opts, sizes), "true", "say 'small' and 'big' for small and big shapes"},
+    {"shapes", LCC_OPT_STRING, offsetof(synth_opts, shapes), "circle,square,triangle,star,cross,ring,diamond,heart",
+     "the shapes drawn, comma-separated (a subset of the default)"},
+    {"min_radius", LCC_OPT_FLOAT, offsetof(synth_opts, min_radius), "0.12", "smallest shape radius, as a fraction of the shorter side"},
+    {"max_radius", LCC_OPT_FLOAT, offsetof(synth_opts, max_radius), "0.30", "largest shape radius, as a fraction of the shorter side"},
     {"codec", LCC_OPT_STRING, offsetof(synth_opts, codec), "auto", "auto (libx264, else mpeg4), libx264 or mpeg4"},
     {"tokenizer", LCC_OPT_STRING, offsetof(synth_opts, tokenizer), "configs/tokenizer/tiny/tokenizer.json",
      "tokenizer.json to copy into the output (\"\": none)"},
@@ -103,6 +110,8 @@ static uint64_t stream_state(int seed, uint64_t id) {
 
 // Draws what each of the S seconds of one video shows. Seconds 0 and S-1 always show a shape, so every clip
 // has a first and a last spoken second.
+static int shape_pool[LCC_SYNTH_SHAPES], n_shapes;   // the shapes allowed (indices into lcc_synth_shape_names)
+
 static void plan_video(const synth_opts *o, uint64_t *rng, lcc_synth_second *sec) {
   int S = o->seconds, w = o->width, h = o->height, side = w < h ? w : h;
   for (int k = 0; k < S; k++) {
@@ -110,9 +119,9 @@ static void plan_video(const synth_opts *o, uint64_t *rng, lcc_synth_second *sec
     memset(s, 0, sizeof *s);
     s->silent = k > 0 && k < S - 1 && lcc_synth_uniform(rng) < o->silence;
     if (s->silent) continue;
-    s->shape = lcc_synth_below(rng, LCC_SYNTH_SHAPES);
+    s->shape = shape_pool[lcc_synth_below(rng, n_shapes)];
     s->colour = lcc_synth_below(rng, LCC_SYNTH_COLOURS);
-    double frac = 0.12 + 0.18 * lcc_synth_uniform(rng);   // radius / shorter side
+    double frac = o->min_radius + (o->max_radius - o->min_radius) * lcc_synth_uniform(rng);   // radius / shorter side
     s->size = frac < 0.16 ? LCC_SYNTH_SMALL : frac > 0.26 ? LCC_SYNTH_BIG : LCC_SYNTH_MEDIUM;
     s->radius = (float)(frac * side);
     s->move = lcc_synth_uniform(rng) < o->motion ? (lcc_synth_move)(1 + lcc_synth_below(rng, 4)) : LCC_SYNTH_STILL;
@@ -127,14 +136,14 @@ static void plan_video(const synth_opts *o, uint64_t *rng, lcc_synth_second *sec
 }
 
 // The words of second k, timed inside the second; returns how many (0 for a silent second).
-static int second_words(const lcc_synth_second *sec, int k, word_span span, timed_word *out) {
+static int second_words(const lcc_synth_second *sec, int k, word_span span, int sizes, timed_word *out) {
   const lcc_synth_second *s = &sec[k];
   if (s->silent) return 0;
   const char *w[MAX_WORDS];
   int n = 0;
   if (k > 0 && !sec[k - 1].silent) w[n++] = "now";
   w[n++] = "a";
-  if (s->size != LCC_SYNTH_MEDIUM) w[n++] = s->size == LCC_SYNTH_SMALL ? "small" : "big";
+  if (sizes && s->size != LCC_SYNTH_MEDIUM) w[n++] = s->size == LCC_SYNTH_SMALL ? "small" : "big";
   w[n++] = lcc_synth_colour_names[s->colour];
   w[n++] = lcc_synth_shape_names[s->shape];
   if (s->move != LCC_SYNTH_STILL) w[n++] = "moving", w[n++] = move_names[s->move];
@@ -193,7 +202,7 @@ static void put_sample(text *t, const synth_opts *o, const lcc_synth_second *sec
   int first = 1;
   text stream = {0};
   for (int k = k0; k < o->seconds; k++) {
-    int n = second_words(sec, k, span, words);
+    int n = second_words(sec, k, span, o->sizes, words);
     for (int i = 0; i < n; i++) {
       if (first) {
         put(t, "\"video_start\": ");
@@ -213,8 +222,10 @@ static void put_sample(text *t, const synth_opts *o, const lcc_synth_second *sec
       put_time(t, words[n - 1].end_cs);
     }
   }
-  put(t, "}, {\"type\": \"text\", \"text\": \"%s\", \"previous\": \"%s\", \"title\": \"Shapes and colours, part %d\"}]}, ",
-      c->query, c->previous, c->video + 1);
+  // one title for every video: a title that named the video would let a model learn each training video's
+  // words by heart instead of reading its frames
+  put(t, "}, {\"type\": \"text\", \"text\": \"%s\", \"previous\": \"%s\", \"title\": \"Shapes and colours\"}]}, ",
+      c->query, c->previous);
   put(t, "{\"role\": \"assistant\", \"content\": [{\"type\": \"text_stream\", \"text_stream\": [%s]}]}]\n", stream.s);
   free(stream.s);
 }
@@ -225,7 +236,7 @@ static void put_previous(text *t, const synth_opts *o, const lcc_synth_second *s
   t->n = 0;
   put(t, "%s", "");   // allocates: a video's first clip has an empty, but valid, string
   for (int j = 0; j < k; j++) {
-    int n = second_words(sec, j, span_for(o->fps), words);
+    int n = second_words(sec, j, span_for(o->fps), o->sizes, words);
     for (int i = 0; i < n; i++) put(t, "%s%s", t->n ? " " : "", words[i].word);
   }
 }
@@ -304,6 +315,21 @@ static int check_opts(const synth_opts *o) {
     return lcc_error("key 'fps' must be 2, 4, 8, 16 or 32 (frame times exact in binary), got %d", o->fps);
   if (!(o->silence >= 0 && o->silence <= 0.9)) return lcc_error("key 'silence' must be 0..0.9, got %g", o->silence);
   if (!(o->motion >= 0 && o->motion <= 1)) return lcc_error("key 'motion' must be 0..1, got %g", o->motion);
+  n_shapes = 0;
+  for (const char *p = o->shapes; *p;) {
+    size_t len = strcspn(p, ",");
+    int found = -1;
+    for (int k = 0; k < LCC_SYNTH_SHAPES; k++)
+      if (strlen(lcc_synth_shape_names[k]) == len && !strncmp(p, lcc_synth_shape_names[k], len)) found = k;
+    if (found < 0) return lcc_error("key 'shapes': unknown shape '%.*s'", (int)len, p);
+    shape_pool[n_shapes++ % LCC_SYNTH_SHAPES] = found;
+    p += len + (p[len] == ',');
+  }
+  if (n_shapes < 1 || n_shapes > LCC_SYNTH_SHAPES) return lcc_error("key 'shapes' must name 1 to %d shapes", LCC_SYNTH_SHAPES);
+  // the largest radius must leave the shape room to move 30% of the frame and stay 2 px off the edges
+  if (!(o->min_radius >= 0.05 && o->min_radius <= o->max_radius && o->max_radius <= 0.34))
+    return lcc_error("keys 'min_radius' and 'max_radius' must satisfy 0.05 <= min <= max <= 0.34, got %g and %g",
+                     o->min_radius, o->max_radius);
   if (o->tokenizer[0] && access(o->tokenizer, R_OK))   // checked before any video is written
     return lcc_error("key 'tokenizer': %s: %s (run from the repository root, pass --tokenizer=FILE, or --tokenizer= "
                      "for none)", o->tokenizer, strerror(errno));
