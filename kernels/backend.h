@@ -96,6 +96,14 @@ struct lcc_backend {
                         const float *lse, const int32_t *cu_seqlens, int n_seq, int T, int Hq, int Hkv,
                         int D, int causal);
 
+  // Attention of Tn new rows against a key/value cache (incremental decoding): q rows ldq elements apart
+  // (a packed qkv), kc, vc [Tc, Hkv*D] hold the past rows then the new rows' own; new row i sees cache rows
+  // 0 .. Tc - Tn + i. out[Tn, Hq*D].
+  void (*attention_cached)(lcc_backend *be, void *out, const void *q, int ldq, const void *kc, const void *vc, int Tn,
+                           int Tc, int Hq, int Hkv, int D);
+  // Copies a [rows, cols] block of act elements between buffers with row strides ld_dst, ld_src.
+  void (*copy_rows)(lcc_backend *be, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols);
+
   // ---- embedding and vision scatter ----
   // out[T,C] = table[ids[t]]; dtable[V,C] += rows of dout by id.
   void (*embedding_fwd)(lcc_backend *be, void *out, const int32_t *ids, const void *table, int T, int C);

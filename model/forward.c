@@ -309,6 +309,54 @@ static void compute_loss(lcc_model *m, const lcc_batch *b, const host_prep *h) {
   free(losses);
 }
 
+// Uploads the patch rows, the vision RoPE tables and the ViT blocks of the items (reserved already, with
+// cur_patches and cur_blocks set), then runs the tower and the merger: features in acts.mg_out.
+static void run_vision(lcc_model *m, const lcc_vision_item *items, int n_items, const float *pixels, const int32_t *vit_cu) {
+  lcc_backend *be = m->be;
+  const lcc_config *c = &m->cfg;
+  lcc_acts *a = &m->acts;
+  const size_t N = (size_t)m->cur_patches, vhalf = (size_t)c->vit_head_dim / 2, P = (size_t)lcc_patch_dim(c);
+  float *vcs = lcc_malloc(N * vhalf * 2 * sizeof(float));
+  lcc_vision_rope_table(c, items, n_items, vcs, vcs + N * vhalf);
+  be->upload(be, a->v_cos, vcs, N * vhalf * sizeof(float));
+  be->upload(be, a->v_sin, vcs + N * vhalf, N * vhalf * sizeof(float));
+  free(vcs);
+  be->upload(be, a->vit_cu, vit_cu, ((size_t)m->cur_blocks + 1) * sizeof(int32_t));
+  if (be->act_bytes == sizeof(float)) {
+    be->upload(be, a->v_pix, pixels, N * P * sizeof(float));
+  } else {   // stage the fp32 rows in backend memory, then cast
+    float *stage = be->alloc(be, N * P * sizeof(float));
+    be->upload(be, stage, pixels, N * P * sizeof(float));
+    be->to_act(be, a->v_pix, stage, N * P);
+    be->free(be, stage);
+  }
+  vision_forward(m);
+}
+
+int lcc_model_vision(lcc_model *m, const lcc_vision_item *items, int n_items, const float *pixels, int n_patches) {
+  const lcc_config *c = &m->cfg;
+  int blocks = 0, rows = 0;
+  long long patches = 0;
+  for (int k = 0; k < n_items; k++) {
+    const lcc_vision_item *it = &items[k];
+    if (it->t < 1 || it->h < c->spatial_merge_size || it->w < c->spatial_merge_size || it->h % c->spatial_merge_size ||
+        it->w % c->spatial_merge_size)
+      return lcc_error("vision item %d has grid (%d, %d, %d)", k, it->t, it->h, it->w);
+    blocks += it->t;
+    patches += (long long)it->t * it->h * it->w;
+  }
+  if (patches != n_patches || n_patches < 1) return lcc_error("vision items hold %lld patches but %d rows were given", patches, n_patches);
+  int32_t *vit_cu = lcc_malloc(((size_t)blocks + 1) * sizeof(int32_t));
+  for (int k = 0, b = 0; k < n_items; k++)
+    for (int t = 0; t < items[k].t; t++, b++) vit_cu[b] = rows, rows += items[k].h * items[k].w;
+  vit_cu[blocks] = rows;
+  reserve(m, m->acts.cap_tokens > 0 ? m->acts.cap_tokens : 1, n_patches, m->acts.cap_samples > 0 ? m->acts.cap_samples : 1, blocks);
+  m->cur_patches = n_patches, m->cur_blocks = blocks;
+  run_vision(m, items, n_items, pixels, vit_cu);
+  free(vit_cu);
+  return 0;
+}
+
 int lcc_model_forward(lcc_model *m, const lcc_batch *b) {
   lcc_backend *be = m->be;
   const lcc_config *c = &m->cfg;
@@ -335,23 +383,8 @@ int lcc_model_forward(lcc_model *m, const lcc_batch *b) {
   be->upload(be, a->sin, cs + (size_t)T * half, (size_t)T * half * sizeof(float));
   free(cs);
   if (N > 0) {
-    const size_t vhalf = (size_t)c->vit_head_dim / 2, P = (size_t)lcc_patch_dim(c);
-    float *vcs = lcc_malloc((size_t)N * vhalf * 2 * sizeof(float));
-    lcc_vision_rope_table(c, b->items, b->n_items, vcs, vcs + (size_t)N * vhalf);
-    be->upload(be, a->v_cos, vcs, (size_t)N * vhalf * sizeof(float));
-    be->upload(be, a->v_sin, vcs + (size_t)N * vhalf, (size_t)N * vhalf * sizeof(float));
-    free(vcs);
-    be->upload(be, a->vit_cu, h.vit_cu, ((size_t)h.n_blocks + 1) * sizeof(int32_t));
     be->upload(be, a->scatter_rows, h.rows, (size_t)h.n_vis * sizeof(int32_t));
-    if (be->act_bytes == sizeof(float)) {
-      be->upload(be, a->v_pix, b->pixels, (size_t)N * P * sizeof(float));
-    } else {   // stage the fp32 rows in backend memory, then cast
-      float *stage = be->alloc(be, (size_t)N * P * sizeof(float));
-      be->upload(be, stage, b->pixels, (size_t)N * P * sizeof(float));
-      be->to_act(be, a->v_pix, stage, (size_t)N * P);
-      be->free(be, stage);
-    }
-    vision_forward(m);
+    run_vision(m, b->items, b->n_items, b->pixels, h.vit_cu);
   }
   decoder_forward(m);
   if (b->labels) compute_loss(m, b, &h);

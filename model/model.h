@@ -155,6 +155,9 @@ int lcc_model_forward(lcc_model *m, const lcc_batch *b);
 // Backward of the last forward: accumulates into m->grads (call lcc_model_zero_grad between steps).
 void lcc_model_backward(lcc_model *m);
 void lcc_model_zero_grad(lcc_model *m);
+// The vision tower and merger alone over these items (incremental inference): features of every merge
+// window, in order, in m->acts.mg_out [n_patches / 4, C]. Returns 0, or -1 with lcc_error().
+int lcc_model_vision(lcc_model *m, const lcc_vision_item *items, int n_items, const float *pixels, int n_patches);
 // Logits of rows [row0, row0 + n) of the last forward into out[n, V] (act type) via the LM head.
 void lcc_model_logits(lcc_model *m, void *out, int row0, int n);
 

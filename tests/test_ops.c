@@ -684,7 +684,44 @@ static void test_utilities(void) {
   be->from_act(be, back, buf, 1001);
   check_exact("to_act/from_act round trip", back, x, 1001 * sizeof(float));
   be->free(be, buf);
-  free(x), free(y), free(back);
+  // add_f32, copy_rows, release
+  float *a = randn(n, 1), *b = randn(n, 1), *sum = dup(a, n);
+  be->add_f32(be, sum, b, n);
+  int ok = 1;
+  for (size_t i = 0; i < n; i++) ok &= sum[i] == a[i] + b[i];
+  report("add_f32", ok ? 0.0 : 1.0, 0.0);
+  float *dst = filled(7 * 9, -1.0f);
+  be->copy_rows(be, dst + 2, 9, a, 11, 7, 5);   // a 7x5 block from rows 11 apart into rows 9 apart
+  ok = 1;
+  for (int r = 0; r < 7; r++)
+    for (int c = 0; c < 9; c++) ok &= dst[r * 9 + c] == (c >= 2 && c < 7 ? a[r * 11 + c - 2] : -1.0f);
+  report("copy_rows", ok ? 0.0 : 1.0, 0.0);
+  float *big = be->alloc(be, n * sizeof(float));
+  memcpy(big, a, n * sizeof(float));
+  be->release(be, big + 3, (n - 10) * sizeof(float));   // not page aligned at either end
+  ok = 1;
+  for (size_t i = 0; i < n; i++) ok &= big[i] == (i >= 3 && i < n - 7 ? 0.0f : a[i]);
+  report("release: the range reads as zero, the rest is kept", ok ? 0.0 : 1.0, 0.0);
+  be->free(be, big);
+  free(x), free(y), free(back), free(a), free(b), free(sum), free(dst);
+}
+
+// Attention of the last Tn rows against a cache equals the causal attention of the whole sequence there.
+static void test_attention_cached(int Tc, int Tn, int Hq, int Hkv, int D) {
+  const int row = (Hq + 2 * Hkv) * D, KV = Hkv * D;
+  float *qkv = randn((size_t)Tc * row, 1), *lse = filled((size_t)Hq * Tc, 0), *full = filled((size_t)Tc * Hq * D, 0);
+  float *kc = filled((size_t)Tc * KV, 0), *vc = filled((size_t)Tc * KV, 0), *out = filled((size_t)Tn * Hq * D, 0);
+  const int32_t cu[2] = {0, Tc};
+  be->attention_fwd(be, full, lse, qkv, cu, 1, Tc, Hq, Hkv, D, 1);
+  be->copy_rows(be, kc, KV, qkv + Hq * D, row, Tc, KV);
+  be->copy_rows(be, vc, KV, qkv + (Hq + Hkv) * D, row, Tc, KV);
+  be->attention_cached(be, out, qkv + (size_t)(Tc - Tn) * row, row, kc, vc, Tn, Tc, Hq, Hkv, D);
+  double *ref = lcc_malloc((size_t)Tn * Hq * D * sizeof(double));
+  for (size_t i = 0; i < (size_t)Tn * Hq * D; i++) ref[i] = full[(size_t)(Tc - Tn) * Hq * D + i];
+  char name[96];
+  snprintf(name, sizeof name, "attention_cached Tn=%d of Tc=%d vs causal", Tn, Tc);
+  check_values(name, out, ref, (size_t)Tn * Hq * D, 1e-6);
+  free(qkv), free(lse), free(full), free(kc), free(vc), free(out), free(ref);
 }
 
 int main(void) {
@@ -705,6 +742,9 @@ int main(void) {
   test_attention("non-causal MHA 2/2 D=16", cu_small2, 2, 2, 2, 16, 0, 0);
   test_attention("causal GQA 4/2 D=16 multi-tile", cu_long, 2, 4, 2, 16, 1, 200);
   test_attention("non-causal GQA 4/2 D=16 multi-tile", cu_long, 2, 4, 2, 16, 0, 200);
+  test_attention_cached(150, 1, 4, 2, 16);
+  test_attention_cached(150, 70, 4, 2, 16);
+  test_attention_cached(33, 33, 4, 4, 8);
   test_embedding();
   test_scatter_rows();
   test_lm_head_ce_grad();

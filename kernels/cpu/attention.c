@@ -180,3 +180,29 @@ void cpu_attention_bwd(lcc_backend *be, void *dqkv_, const void *dout_, const vo
     free(dS);
   }
 }
+
+void cpu_attention_cached(lcc_backend *be, void *out_, const void *q_, int ldq, const void *kc_, const void *vc_, int Tn,
+                          int Tc, int Hq, int Hkv, int D) {
+  float *out = out_;            // [Tn, Hq D]
+  const float *q = q_;          // [Tn, ldq]: query head h at column h D
+  const float *kc = kc_;        // [Tc, Hkv D]
+  const float *vc = vc_;        // [Tc, Hkv D]
+  LCC_CHECK(Hq > 0 && Hkv > 0 && Hq % Hkv == 0 && Tn <= Tc, "attention_cached: bad shapes");
+  const int group = Hq / Hkv, ldkv = Hkv * D, past = Tc - Tn, n_tiles = (Tn + Q_TILE - 1) / Q_TILE;
+  const float scale = 1.0f / sqrtf((float)D);
+#pragma omp parallel
+  {
+    float *S = lcc_malloc((size_t)Q_TILE * Tc * sizeof(float));   // [Q_TILE, Tc]
+#pragma omp for schedule(dynamic)
+    for (long task = 0; task < (long)n_tiles * Hq; task++) {
+      const int i0 = (int)(task / Hq) * Q_TILE, h = (int)(task % Hq), j = h / group;
+      const int tq = Tn - i0 < Q_TILE ? Tn - i0 : Q_TILE, nk = past + i0 + tq;   // keys the tile's last row sees
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tq, nk, D, scale, q + (size_t)i0 * ldq + (size_t)h * D, ldq,
+                  kc + (size_t)j * D, ldkv, 0.0f, S, nk);
+      for (int r = 0; r < tq; r++) softmax_row(S + (size_t)r * nk, past + i0 + r + 1, nk);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tq, D, nk, 1.0f, S, nk, vc + (size_t)j * D, ldkv, 0.0f,
+                  out + (size_t)i0 * Hq * D + (size_t)h * D, Hq * D);
+    }
+    free(S);
+  }
+}

@@ -120,5 +120,7 @@ void cpu_adamw(lcc_backend *be, float *param, void *param_act, const float *grad
 double cpu_sum_squares(lcc_backend *be, const float *x, size_t n);
 void cpu_scale(lcc_backend *be, float *x, float s, size_t n);
 void cpu_add_f32(lcc_backend *be, float *out, const float *a, size_t n);
+void cpu_attention_cached(lcc_backend *be, void *out, const void *q, int ldq, const void *kc, const void *vc, int Tn,
+                          int Tc, int Hq, int Hkv, int D);
 
 #endif
