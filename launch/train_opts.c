@@ -53,7 +53,7 @@ const lcc_opt lcc_train_opt_table[] = {
     OPT("dry_run", LCC_OPT_BOOL, dry_run, "false", "print the per-rank memory plan and exit"),
     OPT("plan.world_size", LCC_OPT_INT, plan_world, "8", "dry run: ranks"),
     OPT("plan.tokens", LCC_OPT_INT, plan_tokens, "32768", "dry run: tokens per sample"),
-    OPT("recompute", LCC_OPT_BOOL, recompute, "true", "recompute each decoder layer's activations in backward (CUDA)"),
+    OPT("recompute", LCC_OPT_BOOL, recompute, "false", "keep only each decoder layer's input; backward recomputes the rest"),
     OPT("fault.kill_after", LCC_OPT_INT, fault_kill_after, "0", "testing: SIGKILL this process after step N (its checkpoint included)"),
     OPT("fault.kill_in_save", LCC_OPT_INT, fault_kill_in_save, "0", "testing: SIGKILL this process while checkpoint N is half written"),
 };

@@ -70,6 +70,7 @@ int lcc_trainer_init(lcc_trainer *t, const lcc_train_opts *o, lcc_backend *be, l
   if (lcc_model_create(&t->model, &t->cfg, t->be, op->freeze)) return -1;
   if (!t->model.n_grad) return lcc_error("freeze '%s' leaves nothing to train", op->freeze);
   t->model.pos_mode = strcmp(op->positions, "1d") == 0 ? LCC_POS_1D : LCC_POS_MROPE;
+  t->model.recompute = op->recompute;
   if (lcc_dp_init(&t->dp, &t->model, comm, op->zero, (size_t)op->bucket_mb << 20)) return -1;
   snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", op->out);
   int rc = comm->rank == 0 ? mkdir_p(op->out) : 0;

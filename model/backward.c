@@ -2,6 +2,7 @@
 // m->grads (frozen tensors get none: their lcc_g is NULL and the ops skip them). The residual-stream
 // gradient lives in d_res; d_a and d_b are scratch for the widest intermediate gradients.
 #include "model.h"
+#include "model_internal.h"
 
 static inline void *act_at(const lcc_model *m, void *base, size_t elems) {
   return (char *)base + elems * m->be->act_bytes;
@@ -40,10 +41,10 @@ static void decoder_backward(lcc_model *m) {
   for (int l = c->num_layers - 1; l >= 0; l--) {
     const int *ix = m->dec_idx[l];
     void *x = a->x[l];
-    void *n1 = act_at(m, a->n1, l * TC), *qkv = act_at(m, a->qkv, (size_t)l * T * Q), *att = act_at(m, a->att, (size_t)l * T * HD);
-    void *h = act_at(m, a->h, l * TC), *n2 = act_at(m, a->n2, l * TC);
-    void *gu = act_at(m, a->gu, (size_t)l * T * 2 * I), *s = act_at(m, a->s, (size_t)l * T * I);
-    float *rstd1 = a->rstd1 + (size_t)l * T, *rstd2 = a->rstd2 + (size_t)l * T, *lse = a->lse + (size_t)l * Hq * T;
+    if (m->recompute) lcc_decoder_layer_forward(m, l);   // rebuild this layer's activations from its input
+    const lcc_layer_acts y = lcc_layer_acts_of(m, l);
+    void *n1 = y.n1, *qkv = y.qkv, *att = y.att, *h = y.h, *n2 = y.n2, *gu = y.gu, *s = y.s;
+    float *rstd1 = y.rstd1, *rstd2 = y.rstd2, *lse = y.lse;
     // MLP: out = h + down(swiglu(gate_up(rmsnorm(h))))
     be->linear_bwd(be, a->d_a, lcc_g(m, ix[DL_DOWN_W]), NULL, a->d_res, s, lcc_w(m, ix[DL_DOWN_W]), T, I, C);       // d s [T,I]
     be->swiglu_bwd(be, a->d_b, a->d_a, gu, T, I);                                                                 // d gu [T,2I]

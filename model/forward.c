@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "model_internal.h"
 #include "util.h"
 
 // Byte offset arithmetic on act-typed buffers.
@@ -35,6 +36,7 @@ static void layout_acts(lcc_model *m, carver *cv, int T, int N, int S, int B) {
   const size_t L = (size_t)c->num_layers, Tn = (size_t)T, Nn = (size_t)N;
   const size_t nb = m->vision_trainable ? (size_t)c->vit_depth : 1;   // block buffer sets
   const size_t nx = m->vision_trainable ? (size_t)c->vit_depth + 1 : 2;
+  const size_t NL = m->recompute ? 1 : L;   // decoder layer buffer sets
 
   // Persistent for the whole step: the decoder's residual stream, the final norm, tables and indices.
   for (size_t l = 0; l <= L; l++) a->x[l] = carve(cv, Tn * C * ab);
@@ -78,16 +80,16 @@ static void layout_acts(lcc_model *m, carver *cv, int T, int N, int S, int B) {
   const size_t vit_end = cv->off;
   if (!m->vision_trainable) cv->off = shared;
 
-  a->n1 = carve(cv, L * Tn * C * ab);
-  a->qkv = carve(cv, L * Tn * Q * ab);
-  a->att = carve(cv, L * Tn * HD * ab);
-  a->h = carve(cv, L * Tn * C * ab);
-  a->n2 = carve(cv, L * Tn * C * ab);
-  a->gu = carve(cv, L * Tn * 2 * I * ab);
-  a->s = carve(cv, L * Tn * I * ab);
-  a->rstd1 = carve(cv, L * Tn * fb);
-  a->rstd2 = carve(cv, L * Tn * fb);
-  a->lse = carve(cv, L * (size_t)c->num_heads * Tn * fb);
+  a->n1 = carve(cv, NL * Tn * C * ab);
+  a->qkv = carve(cv, NL * Tn * Q * ab);
+  a->att = carve(cv, NL * Tn * HD * ab);
+  a->h = carve(cv, NL * Tn * C * ab);
+  a->n2 = carve(cv, NL * Tn * C * ab);
+  a->gu = carve(cv, NL * Tn * 2 * I * ab);
+  a->s = carve(cv, NL * Tn * I * ab);
+  a->rstd1 = carve(cv, NL * Tn * fb);
+  a->rstd2 = carve(cv, NL * Tn * fb);
+  a->lse = carve(cv, NL * (size_t)c->num_heads * Tn * fb);
   if (m->n_grad) {   // backward scratch
     size_t wide = Tn * (C > Q ? (C > 2 * I ? C : 2 * I) : (Q > 2 * I ? Q : 2 * I));
     size_t vwide = Nn * (3 * E > M ? 3 * E : M);
@@ -254,36 +256,51 @@ static void vision_forward(lcc_model *m) {
   be->linear_fwd(be, a->mg_out, a->mg_h2, lcc_w(m, m->mg_idx[4]), lcc_w(m, m->mg_idx[5]), Nv, U * E, C);     // [Nv, C]
 }
 
-static void decoder_forward(lcc_model *m) {
+lcc_layer_acts lcc_layer_acts_of(lcc_model *m, int l) {
+  const lcc_config *c = &m->cfg;
+  lcc_acts *a = &m->acts;
+  const size_t T = (size_t)m->cur_tokens, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+  const size_t HD = (size_t)c->num_heads * c->head_dim, Q = HD + 2 * (size_t)c->num_kv_heads * c->head_dim;
+  const size_t k = m->recompute ? 0 : (size_t)l;   // with recompute every layer uses the one set
+  return (lcc_layer_acts){act_at(m, a->n1, k * T * C), act_at(m, a->qkv, k * T * Q), act_at(m, a->att, k * T * HD),
+                          act_at(m, a->h, k * T * C), act_at(m, a->n2, k * T * C), act_at(m, a->gu, k * T * 2 * I),
+                          act_at(m, a->s, k * T * I), a->rstd1 + k * T, a->rstd2 + k * T,
+                          a->lse + k * (size_t)c->num_heads * T};
+}
+
+void lcc_decoder_layer_forward(lcc_model *m, int l) {
   lcc_backend *be = m->be;
   const lcc_config *c = &m->cfg;
   lcc_acts *a = &m->acts;
   const int T = m->cur_tokens, C = c->hidden_size, I = c->intermediate_size, D = c->head_dim;
   const int Hq = c->num_heads, Hkv = c->num_kv_heads, HD = Hq * D, Q = HD + 2 * Hkv * D;
   const float eps = c->rms_norm_eps;
+  const size_t TC = (size_t)T * C;
+  const int *ix = m->dec_idx[l];
+  const lcc_layer_acts y = lcc_layer_acts_of(m, l);
+  void *x = a->x[l], *out = a->x[l + 1];
+  be->rmsnorm_fwd(be, y.n1, y.rstd1, x, lcc_w(m, ix[DL_IN_NORM]), T, C, eps);                        // n1 [T,C]
+  be->linear_fwd(be, y.qkv, y.n1, lcc_w(m, ix[DL_Q_W]), lcc_w(m, ix[DL_Q_B]), T, C, Q);             // qkv [T,Q]
+  be->rope_fwd(be, y.qkv, a->cos, a->sin, T, Hq, Hkv, D);                                          // M-RoPE
+  be->attention_fwd(be, y.att, y.lse, y.qkv, a->tok_cu, m->cur_samples, T, Hq, Hkv, D, 1);         // att [T,HD]
+  be->linear_fwd(be, y.h, y.att, lcc_w(m, ix[DL_O_W]), NULL, T, HD, C);
+  be->add(be, y.h, y.h, x, TC);                                                                    // h = x + o(att)
+  be->rmsnorm_fwd(be, y.n2, y.rstd2, y.h, lcc_w(m, ix[DL_POST_NORM]), T, C, eps);
+  be->linear_fwd(be, y.gu, y.n2, lcc_w(m, ix[DL_GATE_W]), NULL, T, C, 2 * I);                      // gu [T,2I]
+  be->swiglu_fwd(be, y.s, y.gu, T, I);                                                             // s [T,I]
+  be->linear_fwd(be, out, y.s, lcc_w(m, ix[DL_DOWN_W]), NULL, T, I, C);
+  be->add(be, out, out, y.h, TC);                                                                  // out = h + mlp
+}
+
+static void decoder_forward(lcc_model *m) {
+  lcc_backend *be = m->be;
+  const lcc_config *c = &m->cfg;
+  lcc_acts *a = &m->acts;
+  const int T = m->cur_tokens, C = c->hidden_size;
   be->embedding_fwd(be, a->x[0], a->ids, lcc_w(m, m->tok_idx), T, C);
   if (m->cur_vis_tokens) be->scatter_rows_fwd(be, a->x[0], a->mg_out, a->scatter_rows, m->cur_vis_tokens, C);
-  for (int l = 0; l < c->num_layers; l++) {
-    const int *ix = m->dec_idx[l];
-    const size_t TC = (size_t)T * C;
-    void *x = a->x[l], *out = a->x[l + 1];
-    void *n1 = act_at(m, a->n1, l * TC), *qkv = act_at(m, a->qkv, (size_t)l * T * Q), *att = act_at(m, a->att, (size_t)l * T * HD);
-    void *h = act_at(m, a->h, l * TC), *n2 = act_at(m, a->n2, l * TC);
-    void *gu = act_at(m, a->gu, (size_t)l * T * 2 * I), *s = act_at(m, a->s, (size_t)l * T * I);
-    float *rstd1 = a->rstd1 + (size_t)l * T, *rstd2 = a->rstd2 + (size_t)l * T, *lse = a->lse + (size_t)l * Hq * T;
-    be->rmsnorm_fwd(be, n1, rstd1, x, lcc_w(m, ix[DL_IN_NORM]), T, C, eps);                          // n1 [T,C]
-    be->linear_fwd(be, qkv, n1, lcc_w(m, ix[DL_Q_W]), lcc_w(m, ix[DL_Q_B]), T, C, Q);               // qkv [T,Q]
-    be->rope_fwd(be, qkv, a->cos, a->sin, T, Hq, Hkv, D);                                          // M-RoPE
-    be->attention_fwd(be, att, lse, qkv, a->tok_cu, m->cur_samples, T, Hq, Hkv, D, 1);             // att [T,HD]
-    be->linear_fwd(be, h, att, lcc_w(m, ix[DL_O_W]), NULL, T, HD, C);
-    be->add(be, h, h, x, TC);                                                                      // h = x + o(att)
-    be->rmsnorm_fwd(be, n2, rstd2, h, lcc_w(m, ix[DL_POST_NORM]), T, C, eps);
-    be->linear_fwd(be, gu, n2, lcc_w(m, ix[DL_GATE_W]), NULL, T, C, 2 * I);                        // gu [T,2I]
-    be->swiglu_fwd(be, s, gu, T, I);                                                               // s [T,I]
-    be->linear_fwd(be, out, s, lcc_w(m, ix[DL_DOWN_W]), NULL, T, I, C);
-    be->add(be, out, out, h, TC);                                                                  // out = h + mlp
-  }
-  be->rmsnorm_fwd(be, a->nf, a->rstdf, a->x[c->num_layers], lcc_w(m, m->norm_idx), T, C, eps);      // nf [T,C]
+  for (int l = 0; l < c->num_layers; l++) lcc_decoder_layer_forward(m, l);
+  be->rmsnorm_fwd(be, a->nf, a->rstdf, a->x[c->num_layers], lcc_w(m, m->norm_idx), T, C, c->rms_norm_eps);   // nf [T,C]
 }
 
 static void compute_loss(lcc_model *m, const lcc_batch *b, const host_prep *h) {

@@ -112,6 +112,8 @@ typedef struct {
   void *weights;                // [n_elems] compute copy in act type (== master on fp32 backends)
   float *grads;                 // [n_grad] fp32 (NULL when nothing is trainable)
   int pos_mode;                 // LCC_POS_MROPE or LCC_POS_1D
+  int recompute;                // keep only each decoder layer's input; backward recomputes the rest (set before
+                                // the first forward)
   lcc_grad_hook grad_hook;      // optional (ready == NULL: none)
   lcc_acts acts;
   // last forward
