@@ -65,29 +65,6 @@ static void usage(FILE *f) {
   lcc_opts_usage(table, N_OPTS, f);
 }
 
-static int parse_args(prep_opts *o, int argc, char **argv) {
-  if (lcc_opts_defaults(o, table, N_OPTS)) return -1;
-  for (int i = 1; i < argc; i++) {   // the config file first, so flags override it wherever they appear
-    const char *file = NULL;
-    if (!strcmp(argv[i], "--config") && i + 1 < argc) file = argv[i + 1];
-    else if (!strncmp(argv[i], "--config=", 9)) file = argv[i] + 9;
-    if (file && lcc_opts_load_file(o, table, N_OPTS, file)) return -1;
-  }
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--config")) {
-      i++;
-      continue;
-    }
-    if (!strncmp(argv[i], "--config=", 9)) continue;
-    if (strncmp(argv[i], "--", 2) != 0) return lcc_error("unexpected argument '%s' (flags look like --key=value)", argv[i]);
-    char key[256];
-    const char *eq = strchr(argv[i], '=');
-    if (!eq) return lcc_error("flag '%s' needs a value: --key=value", argv[i]);
-    snprintf(key, sizeof key, "%.*s", (int)(eq - argv[i] - 2), argv[i] + 2);
-    if (lcc_opts_set(o, table, N_OPTS, key, eq + 1, "command line")) return -1;
-  }
-  return 0;
-}
 
 // Checks the choices and fills in the automatic values (with_context, workers).
 static int resolve(prep_opts *o) {
@@ -144,7 +121,7 @@ int main(int argc, char **argv) {
       return 0;
     }
   prep_opts o;
-  if (parse_args(&o, argc, argv) || resolve(&o)) {
+  if (lcc_opts_parse_argv(&o, table, N_OPTS, argc, argv) || resolve(&o)) {
     fprintf(stderr, "livecc-prep: error: %s\n", lcc_last_error());
     return 2;
   }

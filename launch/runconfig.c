@@ -90,6 +90,36 @@ int lcc_opts_defaults(void *opts, const lcc_opt *table, int n) {
   return 0;
 }
 
+int lcc_opts_parse_argv(void *opts, const lcc_opt *table, int n, int argc, char **argv) {
+  if (lcc_opts_defaults(opts, table, n)) return -1;
+  for (int i = 1; i < argc; i++) {   // the config file first, so flags override it wherever they appear
+    const char *file = NULL;
+    if (!strcmp(argv[i], "--config") && i + 1 < argc) file = argv[i + 1];
+    else if (!strncmp(argv[i], "--config=", 9)) file = argv[i] + 9;
+    if (file && lcc_opts_load_file(opts, table, n, file)) return -1;
+  }
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--config")) {
+      i++;
+      continue;
+    }
+    if (!strncmp(argv[i], "--config=", 9)) continue;
+    if (strncmp(argv[i], "--", 2) != 0) return lcc_error("unexpected argument '%s' (flags look like --key=value)", argv[i]);
+    char key[256];
+    const char *eq = strchr(argv[i], '='), *value = NULL;
+    snprintf(key, sizeof key, "%.*s", eq ? (int)(eq - argv[i] - 2) : (int)strlen(argv[i] + 2), argv[i] + 2);
+    for (char *c = key; *c; c++)
+      if (*c == '-') *c = '_';
+    const lcc_opt *o = find(table, n, key);
+    if (eq) value = eq + 1;
+    else if (o && o->type == LCC_OPT_BOOL && (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2))) value = "true";
+    else if (i + 1 < argc) value = argv[++i];
+    else return lcc_error("flag '%s' needs a value: --key=value or --key value", argv[i]);
+    if (lcc_opts_set(opts, table, n, key, value, "command line")) return -1;
+  }
+  return 0;
+}
+
 static char *trim(char *s) {
   while (isspace((unsigned char)*s)) s++;
   char *e = s + strlen(s);

@@ -23,6 +23,10 @@ int lcc_opts_defaults(void *opts, const lcc_opt *table, int n);
 int lcc_opts_load_file(void *opts, const lcc_opt *table, int n, const char *path);
 // Applies one "key=value" (flags: the caller strips the leading "--"). `where` names the source in errors.
 int lcc_opts_set(void *opts, const lcc_opt *table, int n, const char *key, const char *value, const char *where);
+// A program's command line: defaults, then the file of --config FILE (or --config=FILE), then the flags in
+// order: --key=value, --key value, or a bare --key for a boolean key (true). '-' in a flag name reads as '_'
+// (--dry-run is dry_run). Returns 0, or -1 with lcc_error(). --help is the caller's.
+int lcc_opts_parse_argv(void *opts, const lcc_opt *table, int n, int argc, char **argv);
 // Writes every key with its resolved value, one "key = value" line each (the format the file reader takes).
 void lcc_opts_print(const void *opts, const lcc_opt *table, int n, FILE *f);
 // Prints the key list with defaults and help.

@@ -337,33 +337,7 @@ static int check_opts(const synth_opts *o) {
 }
 
 static int parse_args(synth_opts *o, int argc, char **argv) {
-  if (lcc_opts_defaults(o, opt_table, opt_count)) return -1;
-  for (int i = 1; i < argc; i++) {   // the config file first, so flags override it wherever they appear
-    const char *file = NULL;
-    if (!strcmp(argv[i], "--config") && i + 1 < argc) file = argv[i + 1];
-    else if (!strncmp(argv[i], "--config=", 9)) file = argv[i] + 9;
-    if (file && lcc_opts_load_file(o, opt_table, opt_count, file)) return -1;
-  }
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--config")) {
-      i++;
-      continue;
-    }
-    if (!strncmp(argv[i], "--config=", 9)) continue;
-    if (strncmp(argv[i], "--", 2) != 0) return lcc_error("unexpected argument '%s' (flags look like --key=value)", argv[i]);
-    char key[256];
-    const char *eq = strchr(argv[i], '='), *value;
-    if (eq) {   // --key=value
-      snprintf(key, sizeof key, "%.*s", (int)(eq - argv[i] - 2), argv[i] + 2);
-      value = eq + 1;
-    } else {    // --key value
-      if (i + 1 >= argc) return lcc_error("flag '%s' needs a value: --key=value or --key value", argv[i]);
-      snprintf(key, sizeof key, "%s", argv[i] + 2);
-      value = argv[++i];
-    }
-    if (lcc_opts_set(o, opt_table, opt_count, key, value, "command line")) return -1;
-  }
-  return check_opts(o);
+  return lcc_opts_parse_argv(o, opt_table, opt_count, argc, argv) || check_opts(o) ? -1 : 0;
 }
 
 static int copy_tokenizer(const synth_opts *o) {

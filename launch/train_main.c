@@ -20,33 +20,6 @@ static void usage(FILE *f) {
   lcc_opts_usage(lcc_train_opt_table, lcc_train_opt_count, f);
 }
 
-static int parse_args(lcc_train_opts *o, int argc, char **argv) {
-  if (lcc_opts_defaults(o, lcc_train_opt_table, lcc_train_opt_count)) return -1;
-  for (int i = 1; i < argc; i++) {   // the config file first, so flags override it wherever they appear
-    const char *file = NULL;
-    if (!strcmp(argv[i], "--config") && i + 1 < argc) file = argv[i + 1];
-    else if (!strncmp(argv[i], "--config=", 9)) file = argv[i] + 9;
-    if (file && lcc_opts_load_file(o, lcc_train_opt_table, lcc_train_opt_count, file)) return -1;
-  }
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--config")) {
-      i++;
-      continue;
-    }
-    if (!strncmp(argv[i], "--config=", 9)) continue;
-    if (!strcmp(argv[i], "--dry-run")) {
-      o->dry_run = 1;
-      continue;
-    }
-    if (strncmp(argv[i], "--", 2) != 0) return lcc_error("unexpected argument '%s' (flags look like --key=value)", argv[i]);
-    char key[256];
-    const char *eq = strchr(argv[i], '=');
-    if (!eq) return lcc_error("flag '%s' needs a value: --key=value", argv[i]);
-    snprintf(key, sizeof key, "%.*s", (int)(eq - argv[i] - 2), argv[i] + 2);
-    if (lcc_opts_set(o, lcc_train_opt_table, lcc_train_opt_count, key, eq + 1, "command line")) return -1;
-  }
-  return 0;
-}
 
 // MPI when asked, or when a launcher (mpirun, srun) started this process; otherwise one process.
 static lcc_comm *open_comm(const char *dist, lcc_backend *be) {
@@ -72,7 +45,7 @@ int main(int argc, char **argv) {
       return 0;
     }
   lcc_train_opts o;
-  if (parse_args(&o, argc, argv)) {
+  if (lcc_opts_parse_argv(&o, lcc_train_opt_table, lcc_train_opt_count, argc, argv)) {
     fprintf(stderr, "livecc-train: error: %s\n", lcc_last_error());
     return 2;
   }
