@@ -65,6 +65,10 @@ struct lcc_backend;
 // MPI communicator over MPI_COMM_WORLD (calls MPI_Init_thread; MPI_Finalize at destroy). Returns NULL with
 // lcc_error() when this build has no MPI. release_send uses be->release.
 lcc_comm *lcc_comm_mpi(struct lcc_backend *be);
+// NCCL communicator on the CUDA backend's device memory (dist/comm_nccl.c; builds with CUDA only): MPI
+// bootstrap, one GPU per rank, and the backend must run on GPU `local rank`. Without MPI it is one rank.
+// Returns NULL with lcc_error() when it cannot start.
+lcc_comm *lcc_comm_nccl(struct lcc_backend *be);
 // One process, no communication: every collective is the identity.
 lcc_comm *lcc_comm_self(struct lcc_backend *be);
 // Offsets of per-rank parts: displs[r] = sum(counts[0..r)).

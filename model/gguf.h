@@ -34,14 +34,15 @@ const char *lcc_ggml_type_name(int type);   // "F32", "Q8_0", ...; NULL for a ty
 size_t lcc_ggml_nbytes(int type, int64_t n);
 int lcc_ggml_block_size(int type);          // elements per block (1 for F32/F16/BF16, 32 for Q8_0); 0 if unknown
 // fp32 <-> F32/F16/BF16/Q8_0 (round to nearest even; Q8_0: blocks of 32 with one F16 scale, as ggml).
-// n must be a multiple of the block size. Returns 0, or -1 for a type not in that list.
+// n must be a multiple of the block size. from_f32 may narrow in place (dst == src) for F32, F16 and BF16.
+// Returns 0, or -1 for a type not in that list.
 int lcc_ggml_from_f32(int type, const float *src, int64_t n, void *dst);
 int lcc_ggml_to_f32(int type, const void *src, int64_t n, float *dst);
 
 // ---- reading ----
 
 typedef struct {
-  char *key;
+  const char *key;
   lcc_gguf_vtype type;
   lcc_gguf_vtype elem_type;   // ARRAY: the elements' type (arrays of arrays are refused)
   uint64_t n;                 // ARRAY: element count
@@ -54,7 +55,7 @@ typedef struct {
 } lcc_gguf_kv;
 
 typedef struct {
-  char *name;
+  const char *name;
   int type;                          // ggml type
   int ndim;
   int64_t ne[LCC_GGUF_MAX_DIMS];     // ggml order (ne[0] fastest); unused dims are 1

@@ -12,6 +12,7 @@
 
 #include "../kernels/backend.h"
 #include "config.h"
+#include "safetensors.h"
 
 // ---- parameter table ----
 typedef struct {
@@ -141,8 +142,10 @@ void lcc_model_init_random(lcc_model *m, uint64_t seed);
 // model.language_model.* / model.visual.* layouts. Every tensor must be present with its exact shape.
 int lcc_model_load_hf(lcc_model *m, const char *path);
 // Writes the weights (fp32, or bf16 when bf16 != 0) as HF safetensors shards of at most shard_bytes each
-// with model.safetensors.index.json, in the legacy names.
+// with model.safetensors.index.json, in the legacy names, and config.json.
 int lcc_model_save_hf(const lcc_model *m, const char *dir, int bf16, size_t shard_bytes);
+// The same in any of LCC_F32, LCC_BF16, LCC_F16 (rounded to nearest even).
+int lcc_model_save_hf_dtype(const lcc_model *m, const char *dir, lcc_dtype dtype, size_t shard_bytes);
 // After master weights change on the host side of a non-fp32 backend: refresh the compute copy.
 void lcc_model_sync_weights(lcc_model *m);
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gguf.h"
 #include "json.h"
 #include "model.h"
 #include "safetensors.h"
@@ -168,14 +169,6 @@ int lcc_model_load_hf(lcc_model *m, const char *path) {
 
 // ---- save ----
 
-static uint16_t f32_to_bf16(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   // NaN stays NaN
-  u += 0x7fffu + ((u >> 16) & 1);                                               // round to nearest even
-  return (uint16_t)(u >> 16);
-}
-
 static int write_index(const lcc_model *m, const char *dir, const int *shard_of, int n_shards, size_t total) {
   char path[4096];
   snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
@@ -192,8 +185,14 @@ static int write_index(const lcc_model *m, const char *dir, const int *shard_of,
 }
 
 int lcc_model_save_hf(const lcc_model *m, const char *dir, int bf16, size_t shard_bytes) {
+  return lcc_model_save_hf_dtype(m, dir, bf16 ? LCC_BF16 : LCC_F32, shard_bytes);
+}
+
+int lcc_model_save_hf_dtype(const lcc_model *m, const char *dir, lcc_dtype dtype, size_t shard_bytes) {
+  LCC_CHECK(dtype == LCC_F32 || dtype == LCC_BF16 || dtype == LCC_F16, "lcc_model_save_hf: dtype %s", lcc_dtype_name(dtype));
   if (mkdir(dir, 0755) != 0 && errno != EEXIST) return lcc_error("%s: cannot create directory: %s", dir, strerror(errno));
-  size_t esize = bf16 ? 2 : 4, total = 0, in_shard = 0;
+  const int ggml_type = dtype == LCC_F32 ? LCC_GGML_F32 : dtype == LCC_BF16 ? LCC_GGML_BF16 : LCC_GGML_F16;
+  size_t esize = lcc_dtype_size(dtype), total = 0, in_shard = 0;
   int *shard_of = lcc_malloc((size_t)m->n_params * sizeof(int)), n_shards = 0;
   for (int i = 0; i < m->n_params; i++) {   // greedy shards in table order, each at most shard_bytes
     size_t bytes = m->params[i].numel * esize;
@@ -213,12 +212,9 @@ int lcc_model_save_hf(const lcc_model *m, const char *dir, int bf16, size_t shar
       const lcc_param *p = &m->params[i];
       float *host = lcc_malloc(p->numel * sizeof(float));
       m->be->download(m->be, host, m->master + p->offset, p->numel * sizeof(float));
-      if (bf16) {   // convert in place: the bf16 values fit in the first half of the buffer
-        uint16_t *h16 = (uint16_t *)host;
-        for (size_t k = 0; k < p->numel; k++) h16[k] = f32_to_bf16(host[k]);
-      }
+      lcc_ggml_from_f32(ggml_type, host, (int64_t)p->numel, host);   // in place: 16-bit values fit in the first half
       bufs[n] = host;
-      entries[n] = (lcc_st_entry){.name = p->name, .dtype = bf16 ? LCC_BF16 : LCC_F32, .ndim = p->ndim, .data = host};
+      entries[n] = (lcc_st_entry){.name = p->name, .dtype = dtype, .ndim = p->ndim, .data = host};
       memcpy(entries[n].shape, p->shape, sizeof(int64_t) * (size_t)p->ndim);
       n++;
     }

@@ -1,0 +1,327 @@
+// NCCL communicator on device memory, for the CUDA backend: one rank per GPU (the local rank's), NCCL's id
+// made by rank 0 and broadcast over MPI. Builds without MPI get a single-rank NCCL communicator (world size
+// 1, no bootstrap), so a GPU machine without an MPI library runs the same code path.
+//
+// Every collective runs on the communicator's own stream, ordered against the backend's compute stream with
+// events: an operation starts after everything queued on the compute stream before it; lcc_comm_wait makes
+// the compute stream wait for every queued operation (the host does not block). The blocking collectives
+// are a submit followed by a wait: later backend work sees their results. Per-rank counts may differ, so
+// reduce-scatter is one ncclReduce per owner and all-gather one ncclBroadcast per owner, grouped.
+#include <cuda_runtime.h>
+#include <nccl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef LCC_HAVE_MPI
+#include <mpi.h>
+#endif
+
+#include "backend.h"
+#include "comm.h"
+#include "cuda/backend_cuda.h"
+#include "util.h"
+
+#define NCCL_CHECK(call)                                                                                        \
+  do {                                                                                                          \
+    ncclResult_t r_ = (call);                                                                                   \
+    if (r_ != ncclSuccess) lcc_fatal("%s failed: %s (%s)", #call, ncclGetErrorString(r_), ncclGetLastError(NULL)); \
+  } while (0)
+#define CUDA_OK(call)                                                                           \
+  do {                                                                                          \
+    cudaError_t e_ = (call);                                                                    \
+    if (e_ != cudaSuccess) lcc_fatal("%s failed: %s", #call, cudaGetErrorString(e_));            \
+  } while (0)
+
+#ifdef LCC_HAVE_MPI
+#define MPI_CHECK(call)                                                                            \
+  do {                                                                                             \
+    int err_ = (call);                                                                             \
+    if (err_ != MPI_SUCCESS) {                                                                     \
+      char msg_[MPI_MAX_ERROR_STRING];                                                             \
+      int len_ = 0;                                                                                \
+      MPI_Error_string(err_, msg_, &len_);                                                         \
+      lcc_fatal("%s failed: %s", #call, msg_);                                                     \
+    }                                                                                              \
+  } while (0)
+#endif
+
+// comm_nccl_add.cu: out[0..n) += a[0..n) on stream s.
+void lcc_nccl_add_f32(float *out, const float *a, size_t n, cudaStream_t s);
+
+typedef struct {
+  lcc_backend *be;
+  ncclComm_t nccl;
+  cudaStream_t compute;      // the backend's stream
+  cudaStream_t stream;       // ours: every collective
+  cudaEvent_t ready, done;   // compute -> communication, communication -> compute
+  cudaEvent_t *marks;        // start and stop of each operation not yet timed: marks[2i], marks[2i + 1]
+  int n_marks, cap_marks;
+  cudaEvent_t *spare;        // timing events to reuse
+  int n_spare;
+  float *temp;               // accumulate: the reduced part before it is added
+  size_t temp_n;
+  double busy_s;             // time inside timed operations
+} nccl_impl;
+
+static cudaEvent_t timing_event(nccl_impl *im) {
+  if (im->n_spare) return im->spare[--im->n_spare];
+  cudaEvent_t e;
+  CUDA_OK(cudaEventCreate(&e));
+  return e;
+}
+
+// Space for this rank's reduced part; the old buffer may still be used by queued operations.
+static float *temp_for(nccl_impl *im, size_t n) {
+  if (n > im->temp_n) {
+    if (im->temp) {
+      CUDA_OK(cudaStreamSynchronize(im->stream));
+      CUDA_OK(cudaFree(im->temp));
+    }
+    CUDA_OK(cudaMalloc((void **)&im->temp, n * sizeof(float)));
+    im->temp_n = n;
+  }
+  return im->temp;
+}
+
+// The collectives, queued on the communication stream.
+
+static void run_reduce_scatter(lcc_comm *c, const float *send, float *recv, const size_t *counts, int accumulate) {
+  nccl_impl *im = c->impl;
+  const size_t mine = counts[c->rank];
+  float *dst = accumulate && mine ? temp_for(im, mine) : recv;
+  NCCL_CHECK(ncclGroupStart());
+  for (size_t r = 0, at = 0; r < (size_t)c->world; at += counts[r], r++)   // at: rank r's part of send
+    if (counts[r])
+      NCCL_CHECK(ncclReduce(send + at, (int)r == c->rank ? dst : NULL, counts[r], ncclFloat, ncclSum, (int)r, im->nccl,
+                            im->stream));
+  NCCL_CHECK(ncclGroupEnd());
+  if (accumulate && mine) lcc_nccl_add_f32(recv, dst, mine, im->stream);
+}
+
+static void run_allgather(lcc_comm *c, void *buf, const size_t *counts, size_t elem_bytes) {
+  nccl_impl *im = c->impl;
+  NCCL_CHECK(ncclGroupStart());
+  char *part = buf;   // rank r's part
+  for (int r = 0; r < c->world; part += counts[r] * elem_bytes, r++)
+    if (counts[r]) NCCL_CHECK(ncclBroadcast(part, part, counts[r] * elem_bytes, ncclUint8, r, im->nccl, im->stream));
+  NCCL_CHECK(ncclGroupEnd());
+}
+
+// Queues one operation behind the compute stream's work, between two timing events.
+static void enqueue_begin(nccl_impl *im) {
+  CUDA_OK(cudaEventRecord(im->ready, im->compute));
+  CUDA_OK(cudaStreamWaitEvent(im->stream, im->ready, 0));
+  if (im->n_marks + 2 > im->cap_marks) {
+    im->cap_marks = im->cap_marks ? 2 * im->cap_marks : 64;
+    im->marks = lcc_realloc(im->marks, (size_t)im->cap_marks * sizeof(cudaEvent_t));
+    im->spare = lcc_realloc(im->spare, (size_t)im->cap_marks * sizeof(cudaEvent_t));
+  }
+  im->marks[im->n_marks] = timing_event(im);
+  CUDA_OK(cudaEventRecord(im->marks[im->n_marks++], im->stream));
+}
+
+static void enqueue_end(nccl_impl *im) {
+  im->marks[im->n_marks] = timing_event(im);
+  CUDA_OK(cudaEventRecord(im->marks[im->n_marks++], im->stream));
+}
+
+static void nccl_submit(lcc_comm *c, const lcc_comm_op *op) {
+  nccl_impl *im = c->impl;
+  enqueue_begin(im);
+  if (op->kind == LCC_OP_ALLREDUCE) {
+    if (op->n) NCCL_CHECK(ncclAllReduce(op->buf, op->buf, op->n, ncclFloat, ncclSum, im->nccl, im->stream));
+  } else {
+    run_reduce_scatter(c, op->buf, op->recv, op->counts, op->accumulate);
+    const size_t total = lcc_comm_offset(op->counts, c->world);
+    if (op->release_send && total) CUDA_OK(cudaMemsetAsync(op->buf, 0, total * sizeof(float), im->stream));
+  }
+  enqueue_end(im);
+}
+
+static void nccl_wait(lcc_comm *c) {
+  nccl_impl *im = c->impl;
+  CUDA_OK(cudaEventRecord(im->done, im->stream));
+  CUDA_OK(cudaStreamWaitEvent(im->compute, im->done, 0));
+}
+
+static void nccl_allreduce(lcc_comm *c, float *buf, size_t n) {
+  nccl_submit(c, &(lcc_comm_op){.kind = LCC_OP_ALLREDUCE, .buf = buf, .n = n});
+  nccl_wait(c);
+}
+
+static void nccl_reduce_scatter(lcc_comm *c, const float *send, float *recv, const size_t *counts) {
+  nccl_submit(c, &(lcc_comm_op){.kind = LCC_OP_REDUCE_SCATTER, .buf = (float *)send, .recv = recv, .counts = counts});
+  nccl_wait(c);
+}
+
+static void nccl_allgather(lcc_comm *c, void *buf, const size_t *counts, size_t elem_bytes) {
+  nccl_impl *im = c->impl;
+  enqueue_begin(im);
+  run_allgather(c, buf, counts, elem_bytes);
+  enqueue_end(im);
+  nccl_wait(c);
+}
+
+// Adds the durations of the operations timed so far (waits for them: they are usually long done).
+static double nccl_busy_seconds(lcc_comm *c) {
+  nccl_impl *im = c->impl;
+  for (int i = 0; i < im->n_marks; i += 2) {
+    float ms = 0.0f;
+    CUDA_OK(cudaEventSynchronize(im->marks[i + 1]));
+    CUDA_OK(cudaEventElapsedTime(&ms, im->marks[i], im->marks[i + 1]));
+    im->busy_s += ms * 1e-3;
+    im->spare[im->n_spare++] = im->marks[i];
+    im->spare[im->n_spare++] = im->marks[i + 1];
+  }
+  im->n_marks = 0;
+  return im->busy_s;
+}
+
+// ---- host values: MPI across ranks, the identity for one rank without MPI ----
+
+#ifdef LCC_HAVE_MPI
+static double nccl_sum_f64(lcc_comm *c, double x) {
+  double y;
+  MPI_CHECK(MPI_Allreduce(&x, &y, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+  return y;
+}
+
+static int64_t nccl_max_i64(lcc_comm *c, int64_t x) {
+  int64_t y;
+  MPI_CHECK(MPI_Allreduce(&x, &y, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD));
+  return y;
+}
+
+static void nccl_bcast(lcc_comm *c, void *buf, size_t bytes, int root) {
+  const size_t slab = (size_t)1 << 30;   // MPI counts are int
+  for (size_t i = 0; i < bytes; i += slab) {
+    const int k = (int)(bytes - i < slab ? bytes - i : slab);
+    MPI_CHECK(MPI_Bcast((char *)buf + i, k, MPI_BYTE, root, MPI_COMM_WORLD));
+  }
+}
+
+static void nccl_barrier(lcc_comm *c) { MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
+
+static void nccl_abort(lcc_comm *c, int code) {
+  fflush(stdout);
+  fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, code);   // ends every rank, including those waiting inside NCCL kernels
+  exit(code);                        // not reached
+}
+#else
+static double nccl_sum_f64(lcc_comm *c, double x) { return x; }
+static int64_t nccl_max_i64(lcc_comm *c, int64_t x) { return x; }
+static void nccl_bcast(lcc_comm *c, void *buf, size_t bytes, int root) {}
+static void nccl_barrier(lcc_comm *c) {}
+static void nccl_abort(lcc_comm *c, int code) {
+  fflush(stdout);
+  fflush(stderr);
+  exit(code);
+}
+#endif
+
+static void nccl_destroy(lcc_comm *c) {
+  nccl_impl *im = c->impl;
+  CUDA_OK(cudaStreamSynchronize(im->stream));
+  nccl_busy_seconds(c);   // returns the timing events to the spares
+  NCCL_CHECK(ncclCommFinalize(im->nccl));
+  NCCL_CHECK(ncclCommDestroy(im->nccl));
+  for (int i = 0; i < im->n_spare; i++) CUDA_OK(cudaEventDestroy(im->spare[i]));
+  CUDA_OK(cudaEventDestroy(im->ready));
+  CUDA_OK(cudaEventDestroy(im->done));
+  CUDA_OK(cudaStreamDestroy(im->stream));
+  if (im->temp) CUDA_OK(cudaFree(im->temp));
+  free(im->marks);
+  free(im->spare);
+  free(im);
+  free(c);
+#ifdef LCC_HAVE_MPI
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+#endif
+}
+
+// The NCCL communicator of the ranks: rank 0's id broadcast over MPI, or one rank on `device`.
+static void join(lcc_comm *c, nccl_impl *im, int device) {
+#ifdef LCC_HAVE_MPI
+  ncclUniqueId id;
+  if (c->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+  MPI_CHECK(MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD));
+  NCCL_CHECK(ncclCommInitRank(&im->nccl, c->world, id, c->rank));
+#else
+  NCCL_CHECK(ncclCommInitAll(&im->nccl, 1, &device));
+#endif
+}
+
+// Rank, world and local rank (MPI_Init_thread as comm_mpi.c). Returns -1 with lcc_error().
+static int find_ranks(lcc_comm *c) {
+#ifdef LCC_HAVE_MPI
+  int inited = 0, provided = 0;
+  MPI_CHECK(MPI_Initialized(&inited));
+  if (!inited) MPI_CHECK(MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided));
+  else MPI_CHECK(MPI_Query_thread(&provided));
+  if (provided < MPI_THREAD_FUNNELED)
+    return lcc_error("MPI provides thread level %d; livecc-train needs MPI_THREAD_FUNNELED or better", provided);
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &c->rank));
+  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &c->world));
+  MPI_Comm node;
+  MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
+  MPI_CHECK(MPI_Comm_rank(node, &c->local_rank));
+  MPI_CHECK(MPI_Comm_size(node, &c->local_world));
+  MPI_CHECK(MPI_Comm_free(&node));
+#else
+  c->rank = c->local_rank = 0;
+  c->world = c->local_world = 1;
+#endif
+  return 0;
+}
+
+lcc_comm *lcc_comm_nccl(lcc_backend *be) {
+  if (strcmp(be->name, "cuda")) {
+    lcc_error("the NCCL communicator needs the CUDA backend (this one is '%s')", be->name);
+    return NULL;
+  }
+  lcc_comm *c = lcc_calloc(1, sizeof *c);
+  nccl_impl *im = lcc_calloc(1, sizeof *im);
+  c->name = "nccl";
+  c->impl = im;
+  im->be = be;
+  im->compute = lcc_cuda_stream(be);
+  int n_dev = 0, device = -1;
+  if (find_ranks(c) < 0) goto fail;
+  CUDA_OK(cudaGetDeviceCount(&n_dev));
+  CUDA_OK(cudaStreamGetDevice(im->compute, &device));
+  if (c->local_world > n_dev) {
+    lcc_error("%d ranks on this node but %d GPU(s): NCCL needs one GPU per rank", c->local_world, n_dev);
+    goto fail;
+  }
+  if (device != c->local_rank) {
+    lcc_error("rank %d is local rank %d, so it must use GPU %d, but its CUDA backend was made on GPU %d "
+              "(make the backend with lcc_cuda_backend(local rank))", c->rank, c->local_rank, c->local_rank, device);
+    goto fail;
+  }
+  CUDA_OK(cudaSetDevice(device));
+  join(c, im, device);
+  CUDA_OK(cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking));
+  CUDA_OK(cudaEventCreateWithFlags(&im->ready, cudaEventDisableTiming));
+  CUDA_OK(cudaEventCreateWithFlags(&im->done, cudaEventDisableTiming));
+  c->allreduce = nccl_allreduce;
+  c->reduce_scatter = nccl_reduce_scatter;
+  c->allgather = nccl_allgather;
+  c->sum_f64 = nccl_sum_f64;
+  c->max_i64 = nccl_max_i64;
+  c->bcast = nccl_bcast;
+  c->barrier = nccl_barrier;
+  c->submit = nccl_submit;
+  c->wait = nccl_wait;
+  c->busy_seconds = nccl_busy_seconds;
+  c->abort = nccl_abort;
+  c->destroy = nccl_destroy;
+  return c;
+fail:
+  free(im);
+  free(c);
+  return NULL;
+}
