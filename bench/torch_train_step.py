@@ -96,6 +96,8 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-5, help="AdamW lr (LiveCC pre-training: 2e-5)")
     ap.add_argument("--device", default="cpu", help="torch device (default cpu)")
     ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="model/compute dtype")
+    ap.add_argument("--random-init", action="store_true", help="build the model from --model's config.json alone")
+    ap.add_argument("--gradient-checkpointing", action="store_true", help="recompute each decoder layer (as LiveCC)")
     args = ap.parse_args()
     if args.steps < 1 or args.warmup < 0 or args.threads < 1:
         sys.exit("need --steps >= 1, --warmup >= 0, --threads >= 1")
@@ -104,8 +106,15 @@ def main():
     torch.manual_seed(0)
     dev = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
-    model = Qwen2VLForConditionalGeneration.from_pretrained(args.model, attn_implementation=args.attn,
-                                                            torch_dtype=dtype).to(dev)
+    if args.random_init:
+        config = transformers.AutoConfig.from_pretrained(args.model)
+        model = Qwen2VLForConditionalGeneration._from_config(config, attn_implementation=args.attn,
+                                                             torch_dtype=dtype).to(dev)
+    else:
+        model = Qwen2VLForConditionalGeneration.from_pretrained(args.model, attn_implementation=args.attn,
+                                                                torch_dtype=dtype).to(dev)
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     model.config.use_cache = False
     if args.freeze_visual:
@@ -147,7 +156,8 @@ def main():
             f"{dt * 1e3:.2f} ms")
 
     med = statistics.median(times)
-    print(f"torch_step_ms={med * 1e3:.3f} tokens_per_s={n_tokens / med:.1f} threads={args.threads} "
+    peak = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else 0.0
+    print(f"torch_step_ms={med * 1e3:.3f} tokens_per_s={n_tokens / med:.1f} peak_alloc_gib={peak:.2f} threads={args.threads} "
           f"torch={torch.__version__.split('+')[0]} transformers={transformers.__version__}", flush=True)
 
 

@@ -26,7 +26,8 @@ typedef enum {
 
 typedef struct {
   lcc_comm_op_kind kind;
-  float *buf;              // ALLREDUCE: the buffer; REDUCE_SCATTER: the send buffer (sum(counts) elements)
+  float *buf;              // ALLREDUCE: the buffer; REDUCE_SCATTER: the send buffer (sum(counts) elements; its
+                           // contents afterwards are unspecified: a communicator may reduce in place)
   size_t n;                // ALLREDUCE: elements
   float *recv;             // REDUCE_SCATTER: this rank's part (counts[rank] elements)
   const size_t *counts;    // REDUCE_SCATTER: [world]; must stay valid until lcc_comm_wait returns

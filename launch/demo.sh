@@ -69,7 +69,7 @@ stream_start=$(date +%s)
 stamp "streaming commentary on the held-out clips (livecc-stream --check: KV cache, greedy)"
 "$BIN/livecc-stream" --init="$OUT/with-frames/sft/checkpoints" --tokenizer=configs/tokenizer/tiny \
   --check="$OUT/data/heldout.jsonl" --min_pixels=3136 --repetition_penalty=1 --threads=1 --quiet > "$OUT/stream-check.log"
-grep -E '^seconds named right|^first chunks|^with KV cache|^real-time factor' "$OUT/stream-check.log" | sed 's/^/   /'
+grep -E '^seconds named right|^chunks named right|^with KV cache|^real-time factor' "$OUT/stream-check.log" | sed 's/^/   /'
 echo "   ($(( $(date +%s) - stream_start )) s; the chunks it got wrong are listed in $OUT/stream-check.log)"
 train_s=$(( $(date +%s) - train_start ))
 echo

@@ -3,6 +3,7 @@
 // The activation terms follow the buffers of model/forward.c; with recompute a decoder layer keeps only its
 // input and rebuilds the rest during backward.
 #include <stdio.h>
+#include <string.h>
 
 #include "trainer.h"
 #include "util.h"
@@ -10,6 +11,21 @@
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define LM_HEAD_CHUNK 1024.0        // rows of logits held at once by the fused LM head + cross-entropy
 #define VISUAL_SHARE 0.75           // LiveCC samples: ~24K of ~32K tokens are visual (LIVECC.md 3.3)
+
+// Bytes of the largest set of fp32 gradients one backward stage finishes at once: a decoder layer, or the LM
+// head (its largest tensor plus the final norm). Under ZeRO-2 a bucket is at least one stage, so two of these
+// (the stage being written, the bucket in flight) are the full-size gradients alive at a time.
+static double largest_stage_bytes(const lcc_model *m) {
+  double layer0 = 0, biggest = 0;
+  for (int i = 0; i < m->n_params; i++) {
+    const lcc_param *p = &m->params[i];
+    if (p->grad_offset < 0) continue;
+    if (!strncmp(p->name, "model.layers.0.", 15)) layer0 += (double)p->numel;
+    if ((double)p->numel > biggest) biggest = (double)p->numel;
+  }
+  biggest += m->cfg.hidden_size;
+  return 4.0 * (layer0 > biggest ? layer0 : biggest);
+}
 
 double lcc_memory_plan(const lcc_config *cfg, const lcc_train_opts *o, FILE *f) {
   lcc_model m;
@@ -20,7 +36,8 @@ double lcc_memory_plan(const lcc_config *cfg, const lcc_train_opts *o, FILE *f) 
   const double HD = cfg->num_heads * D, Q = HD + 2.0 * cfg->num_kv_heads * D, V = cfg->vocab_size;
   const double E = cfg->vit_embed_dim, M = cfg->vit_mlp_dim, P = lcc_patch_dim(cfg), U = lcc_merge_units(cfg);
   const double N = m.vision_trainable ? 0 : VISUAL_SHARE * T * U;   // patches (the plan covers a frozen ViT)
-  const double bucket = (double)o->bucket_mb * 1024 * 1024;
+  const double bucket_bytes = (double)o->bucket_mb * 1024 * 1024, stage_bytes = largest_stage_bytes(&m);
+  const double bucket = bucket_bytes > stage_bytes ? bucket_bytes : stage_bytes;
 
   const double weights = n_all * A;
   const double master = (o->zero ? part : n_train) * F;
@@ -45,7 +62,7 @@ double lcc_memory_plan(const lcc_config *cfg, const lcc_train_opts *o, FILE *f) 
   fprintf(f, "  %-44s %8.2f GiB\n", "weights (bf16 compute copy, all)", weights / GIB);
   fprintf(f, "  %-44s %8.2f GiB\n", o->zero ? "master weights (fp32, this rank's part)" : "master weights (fp32)", master / GIB);
   fprintf(f, "  %-44s %8.2f GiB\n", o->zero ? "AdamW moments (fp32, this rank's part)" : "AdamW moments (fp32)", moments / GIB);
-  fprintf(f, "  %-44s %8.2f GiB\n", o->zero == 2 ? "gradients (fp32 part + 2 buckets)" : "gradients (fp32, trainable)", grads / GIB);
+  fprintf(f, "  %-44s %8.2f GiB\n", o->zero == 2 ? "gradients (fp32 part + 2 stages in flight)" : "gradients (fp32, trainable)", grads / GIB);
   fprintf(f, "  %-44s %8.2f GiB   (without recompute: %.2f GiB)\n", "activations, decoder", act_decoder / GIB,
           (layer_inputs + L * layer) / GIB);
   fprintf(f, "  %-44s %8.2f GiB\n", "activations, LM head (1024-row logits chunk)", act_head / GIB);

@@ -290,6 +290,50 @@ void lcc_stream_words(const char *text, char *out, size_t cap) {
   snprintf(out, cap, "%.*s", (int)(b - a), text + a);
 }
 
+// Splits text at spaces into at most cap words (pointers into buf, a copy of text).
+static int split_words(const char *text, char *buf, size_t buf_cap, char **words, int cap) {
+  lcc_pathf(buf, buf_cap, "%s", text);
+  int n = 0;
+  char *save = NULL;
+  for (char *w = strtok_r(buf, " ", &save); w && n < cap; w = strtok_r(NULL, " ", &save)) words[n++] = w;
+  return n;
+}
+
+int lcc_stream_seconds_right(const char *said, const char *const ref[3]) {
+  enum { MAXW = 96 };
+  char gbuf[4096], rbuf[3][1024], *g[MAXW], *r[MAXW];
+  int owner[MAXW], n_r = 0;
+  const int n_g = split_words(said, gbuf, sizeof gbuf, g, MAXW);
+  for (int sec = 0; sec < 3; sec++) {
+    char *w[MAXW];
+    int n = split_words(ref[sec] ? ref[sec] : "", rbuf[sec], sizeof rbuf[sec], w, MAXW);
+    for (int i = 0; i < n && n_r < MAXW; i++) r[n_r] = w[i], owner[n_r++] = sec;
+  }
+  // cost[i][j]: edit distance of r[0..i) and g[0..j)
+  static _Thread_local int cost[MAXW + 1][MAXW + 1];
+  for (int i = 0; i <= n_r; i++)
+    for (int j = 0; j <= n_g; j++) {
+      if (!i || !j) { cost[i][j] = i + j; continue; }
+      int best = cost[i - 1][j - 1] + (strcmp(r[i - 1], g[j - 1]) != 0);
+      if (cost[i - 1][j] + 1 < best) best = cost[i - 1][j] + 1;
+      if (cost[i][j - 1] + 1 < best) best = cost[i][j - 1] + 1;
+      cost[i][j] = best;
+    }
+  int wrong[3] = {0, 0, 0};
+  for (int i = n_r, j = n_g; i > 0 || j > 0;) {   // walk the alignment back, charging each mistake to a second
+    if (i && j && cost[i][j] == cost[i - 1][j - 1] + (strcmp(r[i - 1], g[j - 1]) != 0)) {
+      if (strcmp(r[i - 1], g[j - 1])) wrong[owner[i - 1]] = 1;
+      i--, j--;
+    } else if (i && cost[i][j] == cost[i - 1][j] + 1) {   // a transcript word not said
+      wrong[owner[--i]] = 1;
+    } else {   // a word said that the transcript lacks: it belongs to the second of the next transcript word
+      wrong[i < n_r ? owner[i] : 2] = 1;
+      j--;
+    }
+  }
+  return !wrong[0] + !wrong[1] + !wrong[2];
+}
+
 int lcc_resolve_weights(const char *init, char *out, size_t cap) {
   if (!init || !*init) return lcc_error("no weights given (--init)");
   char p[4200];

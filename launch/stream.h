@@ -108,6 +108,13 @@ int lcc_stream_clip(lcc_streamer *s, const lcc_frames *clip, const char *query, 
 // The generated text of a chunk without the trailing " ..." (end of second) and surrounding spaces, into out.
 void lcc_stream_words(const char *text, char *out, size_t cap);
 
+// Scores the first chunk's three seconds: the words said for the chunk (as lcc_stream_words gives them) are
+// aligned to the transcript's (a word-level edit distance); a second is right when each of its words is
+// matched in order and nothing extra is said within it (words said where the transcript has none count
+// against the second they precede, or the last second). ref[s]: second s's transcript words (NULL = none).
+// Returns the seconds named right, 0 to 3.
+int lcc_stream_seconds_right(const char *said, const char *const ref[3]);
+
 // Weights to load for `init`: a run's checkpoints directory (with a `latest` file) means its latest
 // checkpoint; a checkpoint (a directory with state.json) must be of a format version this build reads;
 // anything else (an HF folder, a .safetensors file) is taken as it is. Returns 0, or -1 with lcc_error().

@@ -369,9 +369,9 @@ static int write_readme(const synth_opts *o, const char *codec) {
       o->width, o->height, o->fps, o->seconds, codec, o->videos - 1, o->videos, o->videos + o->heldout - 1);
   put(&t, "pretrain.jsonl       Live-CC-5M form, one clip per training video from its first word: empty\n"
           "                     text, empty previous, a title.\n"
-          "sft.jsonl            Live-WhisperX form, the same training videos with a later clip start: the\n"
-          "                     text is a query, previous holds the words before the clip, and title is set\n"
-          "                     (LiveCC's SFT uses neither).\n"
+          "sft.jsonl            Live-WhisperX form, the same training videos with a later clip start (where\n"
+          "                     a phrase starts after a silent second, or at 0): the text is a query, previous\n"
+          "                     holds the words before the clip, and title is set (LiveCC's SFT uses neither).\n"
           "heldout.jsonl        as sft.jsonl, on the held-out videos.\n"
           "tokenizer.json       %s\n\n",
       o->tokenizer[0] ? "a copy of the tiny tokenizer (every word here is one token with its leading space)"
@@ -414,12 +414,14 @@ static int run(const synth_opts *o) {
     plan_video(o, &rng, plans[v]);
     snprintf(path, sizeof path, "%s/videos/vid-%04d.mp4", o->output, v);
     rc = write_video(path, o, plans[v], &rng, codec);
-    // The SFT / held-out clip starts at the first spoken second from a random second 1..S-4 on, or at the
-    // start when fewer than 3 seconds would remain before the last one (LiveCC's first chunk holds 3 s).
+    // The SFT / held-out clip starts where a phrase starts, as Live-WhisperX clips start at a sentence
+    // (LIVECC.md 6): at the first spoken second after a silent one, from a random second 1..S-4 on, so its
+    // first word is "a" (a "now" would depend on a second the clip does not show). Without such a second, or
+    // with fewer than 3 seconds left before the last one (LiveCC's first chunk holds 3 s), it starts at 0.
     uint64_t crng = stream_state(o->seed, 2 * (uint64_t)v + 1);
-    int from = S > 4 ? 1 + lcc_synth_below(&crng, S - 4) : 0, k0 = from;
-    while (plans[v][k0].silent) k0++;
-    if (S - 1 - k0 < 3) from = 0;
+    int from = S > 4 ? 1 + lcc_synth_below(&crng, S - 4) : 0;
+    while (from > 0 && from < S && (plans[v][from].silent || !plans[v][from - 1].silent)) from++;
+    if (from >= S || S - 1 - from < 3) from = 0;
     put_previous(&previous[v], o, plans[v], from);
     clips[v] = (clip){v, from, queries[lcc_synth_below(&crng, 3)], previous[v].s};
   }

@@ -9,6 +9,10 @@
 
 #include "trainer.h"
 #include "util.h"
+#ifdef LCC_HAVE_CUDA
+#include "cuda/backend_cuda.h"
+#include "cuda/device.h"
+#endif
 
 static volatile sig_atomic_t stop_requested = 0;
 
@@ -21,7 +25,37 @@ static void usage(FILE *f) {
 }
 
 
-// MPI when asked, or when a launcher (mpirun, srun) started this process; otherwise one process.
+// This process's rank on its node, from the launcher's environment (the device it uses, before MPI starts).
+static int local_rank(void) {
+  const char *vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "PMI_LOCAL_RANK"};
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+    if (getenv(vars[i])) return atoi(getenv(vars[i]));
+  return 0;
+}
+
+// The compute backend: the CPU, or the CUDA device of this node-local rank.
+static lcc_backend *open_backend(const lcc_train_opts *o) {
+  if (!strcmp(o->backend, "cpu")) return lcc_cpu_backend(o->threads);
+#ifdef LCC_HAVE_CUDA
+  if (!strcmp(o->backend, "cuda")) {
+    char why[256] = "";
+    int n = lcc_cuda_device_count(why, sizeof why);
+    if (n == 0) {
+      lcc_error("backend cuda: %s", why);
+      return NULL;
+    }
+    return lcc_cuda_backend(local_rank() % n);
+  }
+  lcc_error("backend must be cpu or cuda, got '%s'", o->backend);
+#else
+  if (!strcmp(o->backend, "cuda")) lcc_error("backend cuda: this build has no CUDA backend (configure with -DLCC_WITH_CUDA=ON)");
+  else lcc_error("backend must be cpu, got '%s'", o->backend);
+#endif
+  return NULL;
+}
+
+// MPI (host memory) or NCCL (device memory) when asked, or when a launcher (mpirun, srun) started this
+// process; otherwise one process.
 static lcc_comm *open_comm(const char *dist, lcc_backend *be) {
   int launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_SIZE");
   if (!strcmp(dist, "none") || (!strcmp(dist, "auto") && !launched)) return lcc_comm_self(be);
@@ -29,7 +63,14 @@ static lcc_comm *open_comm(const char *dist, lcc_backend *be) {
     lcc_error("dist must be auto, mpi or none, got '%s'", dist);
     return NULL;
   }
+#ifdef LCC_HAVE_NCCL
+  if (!strcmp(be->name, "cuda")) return lcc_comm_nccl(be);
+#endif
 #ifdef LCC_HAVE_MPI
+  if (strcmp(be->name, "cpu")) {
+    lcc_error("the %s backend needs the NCCL communicator, which this build lacks", be->name);
+    return NULL;
+  }
   return lcc_comm_mpi(be);
 #else
   lcc_error("this build has no MPI (configure with -DLCC_WITH_MPI=ON), but dist is '%s'%s", dist,
@@ -49,13 +90,19 @@ int main(int argc, char **argv) {
     fprintf(stderr, "livecc-train: error: %s\n", lcc_last_error());
     return 2;
   }
-  if (o.dry_run) {
+  if (o.dry_run) {   // the memory plan, and the first synthetic micro-batch when asked (benchmarks feed it to torch)
     lcc_config cfg;
-    if (lcc_config_load(&cfg, o.model) || lcc_memory_plan(&cfg, &o, stdout) < 0) {
-      fprintf(stderr, "livecc-train: error: %s\n", lcc_last_error());
-      return 2;
+    int rc = lcc_config_load(&cfg, o.model) || lcc_memory_plan(&cfg, &o, stdout) < 0;
+    if (!rc && o.dump_batch[0]) {
+      lcc_owned_batch ob;
+      lcc_batch_synthetic(&ob, &cfg, &(lcc_synth_shape){o.synth_chunks, o.synth_grid_h, o.synth_grid_w, o.synth_words},
+                          (uint64_t)o.seed, 0, o.micro_batch);
+      rc = lcc_batch_save(&ob, o.dump_batch, lcc_patch_dim(&cfg));
+      if (!rc) printf("# wrote %d samples, %d tokens, %d patch rows to %s\n", ob.b.n_samples, ob.b.n_tokens, ob.b.n_patches, o.dump_batch);
+      lcc_batch_free(&ob);
     }
-    return 0;
+    if (rc) fprintf(stderr, "livecc-train: error: %s\n", lcc_last_error());
+    return rc ? 2 : 0;
   }
   // The communicator's helper thread must not take these signals: block them while it starts.
   sigset_t block, old;
@@ -63,7 +110,11 @@ int main(int argc, char **argv) {
   sigaddset(&block, SIGTERM);
   sigaddset(&block, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &block, &old);
-  lcc_backend *be = lcc_cpu_backend(o.threads);
+  lcc_backend *be = open_backend(&o);
+  if (!be) {
+    fprintf(stderr, "livecc-train: error: %s\n", lcc_last_error());
+    return 2;
+  }
   lcc_comm *comm = open_comm(o.dist, be);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (!comm) {

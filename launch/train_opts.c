@@ -10,7 +10,7 @@ const lcc_opt lcc_train_opt_table[] = {
     OPT("model", LCC_OPT_STRING, model, "configs/model/tiny.json", "model architecture: HF folder or config.json"),
     OPT("init", LCC_OPT_STRING, init, "", "start from these weights: HF folder, .safetensors, or a checkpoint directory (fresh optimizer)"),
     OPT("freeze", LCC_OPT_STRING, freeze, "visual", "comma-separated module prefixes to freeze (LiveCC: visual)"),
-    OPT("backend", LCC_OPT_STRING, backend, "cpu", "compute backend: cpu"),
+    OPT("backend", LCC_OPT_STRING, backend, "cpu", "compute backend: cpu, or cuda (bf16; one GPU per rank)"),
     OPT("dist", LCC_OPT_STRING, dist, "auto", "auto: MPI when started by mpirun/srun; mpi; none"),
     OPT("threads", LCC_OPT_INT, threads, "0", "CPU threads per rank (0: OpenMP default)"),
     OPT("steps", LCC_OPT_INT, steps, "100", "optimizer steps"),
@@ -28,7 +28,7 @@ const lcc_opt lcc_train_opt_table[] = {
     OPT("positions", LCC_OPT_STRING, positions, "mrope", "mrope: 3-D get_rope_index positions; 1d: 0..T-1 on every axis"),
     OPT("seed", LCC_OPT_INT, seed, "42", "seed of the init, the data order and the synthetic data"),
     OPT("zero", LCC_OPT_INT, zero, "1", "0: plain data parallel; 1: shard optimizer state (ZeRO-1); 2: and gradients (ZeRO-2)"),
-    OPT("bucket_mb", LCC_OPT_INT, bucket_mb, "64", "gradient bucket size for the overlapped reduction, MiB"),
+    OPT("bucket_mb", LCC_OPT_INT, bucket_mb, "16", "gradient bucket size, MiB (a bucket holds at least one backward stage)"),
     OPT("data", LCC_OPT_STRING, data, "", "training shards: manifest.json or its directory (empty: synthetic samples)"),
     OPT("heldout", LCC_OPT_STRING, heldout, "", "held-out shards for the evaluation loss"),
     OPT("eval_every", LCC_OPT_INT, eval_every, "0", "held-out loss every N steps (0: at the end only, when heldout is set)"),
@@ -50,7 +50,7 @@ const lcc_opt lcc_train_opt_table[] = {
     OPT("dump_batch", LCC_OPT_STRING, dump_batch, "", "write the first micro-batch to this safetensors file"),
     OPT("log_every", LCC_OPT_INT, log_every, "1", "print a step line every N steps"),
     OPT("plot", LCC_OPT_BOOL, plot, "true", "draw <out>/loss.png with gnuplot at the end"),
-    OPT("dry_run", LCC_OPT_BOOL, dry_run, "false", "print the per-rank memory plan and exit"),
+    OPT("dry_run", LCC_OPT_BOOL, dry_run, "false", "print the per-rank memory plan (and write dump_batch, if set) and exit"),
     OPT("plan.world_size", LCC_OPT_INT, plan_world, "8", "dry run: ranks"),
     OPT("plan.tokens", LCC_OPT_INT, plan_tokens, "32768", "dry run: tokens per sample"),
     OPT("recompute", LCC_OPT_BOOL, recompute, "false", "keep only each decoder layer's input; backward recomputes the rest"),
@@ -60,7 +60,7 @@ const lcc_opt lcc_train_opt_table[] = {
 const int lcc_train_opt_count = sizeof lcc_train_opt_table / sizeof lcc_train_opt_table[0];
 
 int lcc_train_opts_check(lcc_train_opts *o, int world) {
-  if (strcmp(o->backend, "cpu") != 0) return lcc_error("backend '%s' is not available (this build has: cpu)", o->backend);
+  if (strcmp(o->backend, "cpu") && strcmp(o->backend, "cuda")) return lcc_error("backend must be cpu or cuda, got '%s'", o->backend);
   if (o->steps < 1 || o->micro_batch < 1 || o->grad_accum < 1 || o->global_batch < 0)
     return lcc_error("steps, micro_batch and grad_accum must be >= 1, global_batch >= 0");
   if (o->global_batch) {

@@ -71,6 +71,7 @@ int lcc_trainer_init(lcc_trainer *t, const lcc_train_opts *o, lcc_backend *be, l
   if (!t->model.n_grad) return lcc_error("freeze '%s' leaves nothing to train", op->freeze);
   t->model.pos_mode = strcmp(op->positions, "1d") == 0 ? LCC_POS_1D : LCC_POS_MROPE;
   t->model.recompute = op->recompute;
+  t->model.fuse_head_grad = 1;   // every training forward is followed by its backward (evaluation turns it off)
   if (lcc_dp_init(&t->dp, &t->model, comm, op->zero, (size_t)op->bucket_mb << 20)) return -1;
   snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", op->out);
   int rc = comm->rank == 0 ? mkdir_p(op->out) : 0;
@@ -125,6 +126,7 @@ int lcc_trainer_eval(lcc_trainer *t, double *loss, int64_t *samples) {
   lcc_source *src = lcc_source_open(t, t->o.heldout, 0, c->world, c->rank, 1, 1, 0);
   if (!src) return -1;
   const int64_t n = lcc_source_size(src), limit = t->o.eval_samples > 0 && t->o.eval_samples < n ? t->o.eval_samples : n;
+  t->model.fuse_head_grad = 0;   // forward only: no gradients may be touched
   double sum = 0.0;
   int64_t count = 0;
   int rc = 0;
@@ -138,6 +140,7 @@ int lcc_trainer_eval(lcc_trainer *t, double *loss, int64_t *samples) {
     for (int s = 0; s < ob->b.n_samples && !rc; s++) sum += t->model.sample_loss[s], count++;
   }
   lcc_source_close(src);
+  t->model.fuse_head_grad = 1;
   if (c->max_i64(c, rc != 0)) return rc ? rc : lcc_error("held-out evaluation failed on another rank");
   *samples = (int64_t)c->sum_f64(c, (double)count);
   *loss = *samples ? c->sum_f64(c, sum) / (double)*samples : NAN;

@@ -30,11 +30,13 @@ static void decoder_backward(lcc_model *m) {
   const int Hq = c->num_heads, Hkv = c->num_kv_heads, HD = Hq * D, Q = HD + 2 * Hkv * D;
   const size_t TC = (size_t)T * C;
 
-  // LM head + cross-entropy: d_a = d nf [T,C]; then the final norm starts the residual gradient.
-  be->lm_head_ce(be, a->losses, a->d_a, lcc_g(m, m->head_idx), a->nf, lcc_w(m, m->head_idx), a->targets, a->loss_w,
-                 T, C, c->vocab_size);
+  // LM head + cross-entropy: d_nf = d nf [T,C] (already from the forward with fuse_head_grad); then the
+  // final norm starts the residual gradient.
+  if (!m->fuse_head_grad)
+    be->lm_head_ce(be, a->losses, a->d_nf, lcc_g(m, m->head_idx), a->nf, lcc_w(m, m->head_idx), a->targets, a->loss_w,
+                   T, C, c->vocab_size);
   be->zero(be, a->d_res, TC * be->act_bytes);
-  be->rmsnorm_bwd(be, a->d_res, lcc_g(m, m->norm_idx), a->d_a, a->x[c->num_layers], lcc_w(m, m->norm_idx), a->rstdf, T, C);
+  be->rmsnorm_bwd(be, a->d_res, lcc_g(m, m->norm_idx), a->d_nf, a->x[c->num_layers], lcc_w(m, m->norm_idx), a->rstdf, T, C);
   const int head[2] = {m->norm_idx, m->head_idx};   // a tied head is the embedding: final only after EMBED
   stage_done(m, head, c->tie_word_embeddings ? 1 : 2);
 

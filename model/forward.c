@@ -97,6 +97,7 @@ static void layout_acts(lcc_model *m, carver *cv, int T, int N, int S, int B) {
     a->d_a = carve(cv, (wide > vwide ? wide : vwide) * ab);
     a->d_b = carve(cv, (wide > vwide ? wide : vwide) * ab);
     a->d_vis = carve(cv, Nv * C * ab);
+    a->d_nf = carve(cv, Tn * C * ab);
   }
   if (cv->off < vit_end) cv->off = vit_end;
 }
@@ -306,8 +307,9 @@ static void decoder_forward(lcc_model *m) {
 static void compute_loss(lcc_model *m, const lcc_batch *b, const host_prep *h) {
   lcc_backend *be = m->be;
   const int T = m->cur_tokens;
-  be->lm_head_ce(be, m->acts.losses, NULL, NULL, m->acts.nf, lcc_w(m, m->head_idx), m->acts.targets,
-                 m->acts.loss_w, T, m->cfg.hidden_size, m->cfg.vocab_size);
+  const int grad = m->fuse_head_grad && m->n_grad;   // backward will follow: its LM-head pass happens here
+  be->lm_head_ce(be, m->acts.losses, grad ? m->acts.d_nf : NULL, grad ? lcc_g(m, m->head_idx) : NULL, m->acts.nf,
+                 lcc_w(m, m->head_idx), m->acts.targets, m->acts.loss_w, T, m->cfg.hidden_size, m->cfg.vocab_size);
   float *losses = lcc_malloc((size_t)T * sizeof(float));
   be->download(be, losses, m->acts.losses, (size_t)T * sizeof(float));
   m->sample_loss = lcc_realloc(m->sample_loss, (size_t)b->n_samples * sizeof(double));

@@ -83,6 +83,7 @@ typedef struct {
   // backward scratch
   void *d_res, *d_a, *d_b;        // [max(T,N), max(C,E)], and two buffers of the widest activation row
   void *d_vis;                    // [N/4, C] gradient of the merger output
+  void *d_nf;                     // [T, C] gradient of the final norm output (fuse_head_grad: from the forward)
   // capacity of this allocation
   int cap_tokens, cap_patches, cap_samples, cap_blocks, per_block;   // per_block: the ViT keeps all blocks
   void *mem;                      // the single allocation behind every pointer above
@@ -115,6 +116,8 @@ typedef struct {
   int pos_mode;                 // LCC_POS_MROPE or LCC_POS_1D
   int recompute;                // keep only each decoder layer's input; backward recomputes the rest (set before
                                 // the first forward)
+  int fuse_head_grad;           // training: every forward with labels is followed by backward, so the forward's
+                                // fused LM head + CE also computes its gradients (one pass over the head, not two)
   lcc_grad_hook grad_hook;      // optional (ready == NULL: none)
   lcc_acts acts;
   // last forward
@@ -153,7 +156,8 @@ void lcc_model_sync_weights(lcc_model *m);
 void *lcc_w(const lcc_model *m, int i);       // compute copy (act type)
 float *lcc_g(const lcc_model *m, int i);      // gradient, NULL when frozen
 
-// Forward over a batch; with labels, computes the loss (m->loss, m->sample_loss).
+// Forward over a batch; with labels, computes the loss (m->loss, m->sample_loss) and, when fuse_head_grad is
+// set, already the LM head's gradients (then call lcc_model_backward after it).
 // Returns 0, or -1 with lcc_error() when the batch does not fit the model (token/patch counts disagree,
 // ids out of range, bad grids).
 int lcc_model_forward(lcc_model *m, const lcc_batch *b);

@@ -188,6 +188,21 @@ int lcc_model_save_hf(const lcc_model *m, const char *dir, int bf16, size_t shar
   return lcc_model_save_hf_dtype(m, dir, bf16 ? LCC_BF16 : LCC_F32, shard_bytes);
 }
 
+// One tensor's current values as fp32 on the host. Where the compute copy is not the fp32 master (the CUDA
+// backend's bf16 weights), it is the one to read: with ZeRO each rank's master holds only its own part fresh,
+// while the all-gathered compute copy is whole on every rank.
+static void download_weights(const lcc_model *m, const lcc_param *p, float *host) {
+  lcc_backend *be = m->be;
+  if (m->weights == (void *)m->master) {
+    be->download(be, host, m->master + p->offset, p->numel * sizeof(float));
+    return;
+  }
+  float *stage = be->alloc(be, p->numel * sizeof(float));
+  be->from_act(be, stage, (const char *)m->weights + p->offset * be->act_bytes, p->numel);
+  be->download(be, host, stage, p->numel * sizeof(float));
+  be->free(be, stage);
+}
+
 int lcc_model_save_hf_dtype(const lcc_model *m, const char *dir, lcc_dtype dtype, size_t shard_bytes) {
   LCC_CHECK(dtype == LCC_F32 || dtype == LCC_BF16 || dtype == LCC_F16, "lcc_model_save_hf: dtype %s", lcc_dtype_name(dtype));
   if (mkdir(dir, 0755) != 0 && errno != EEXIST) return lcc_error("%s: cannot create directory: %s", dir, strerror(errno));
@@ -211,7 +226,7 @@ int lcc_model_save_hf_dtype(const lcc_model *m, const char *dir, lcc_dtype dtype
       if (shard_of[i] != s) continue;
       const lcc_param *p = &m->params[i];
       float *host = lcc_malloc(p->numel * sizeof(float));
-      m->be->download(m->be, host, m->master + p->offset, p->numel * sizeof(float));
+      download_weights(m, p, host);
       lcc_ggml_from_f32(ggml_type, host, (int64_t)p->numel, host);   // in place: 16-bit values fit in the first half
       bufs[n] = host;
       entries[n] = (lcc_st_entry){.name = p->name, .dtype = dtype, .ndim = p->ndim, .data = host};

@@ -1,46 +1,13 @@
 // config.json: the three shipped configs, save/reload round trips, the nested layout, and one clear message
 // (naming the file and the key) for each kind of bad input.
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "config.h"
+#include "testlib.h"
 #include "util.h"
-
-static int failures;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
-
-static char tmpdir[1024];
-
-static void make_tmpdir(void) {
-  const char *env = getenv("TEST_TMPDIR");
-  if (env && *env) snprintf(tmpdir, sizeof tmpdir, "%s", env);
-  else snprintf(tmpdir, sizeof tmpdir, "/tmp/lcc-test-%d", (int)getpid());
-  char path[1024];   // mkdir -p
-  snprintf(path, sizeof path, "%s", tmpdir);
-  for (char *p = path + 1;; p++) {
-    if (*p == '/' || !*p) {
-      char c = *p;
-      *p = 0;
-      LCC_CHECK(mkdir(path, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", path, strerror(errno));
-      if (!(*p = c)) break;
-    }
-  }
-}
-
-static void write_text(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  LCC_CHECK(f && fputs(text, f) >= 0 && fclose(f) == 0, "cannot write %s", path);
-}
 
 static char *tiny_text;   // configs/model/tiny.json, the base of every variant below
 
@@ -57,7 +24,7 @@ static char *replace(const char *text, const char *from, const char *to) {
 }
 
 static void load_ok(lcc_config *c, const char *path) {
-  if (lcc_config_load(c, path)) fprintf(stderr, "unexpected failure: %s\n", lcc_last_error()), failures++;
+  CHECKF(lcc_config_load(c, path) == 0, "unexpected failure: %s", lcc_last_error());
 }
 
 static void test_shipped(void) {
@@ -90,11 +57,9 @@ static void test_shipped(void) {
   CHECK(c.vit_out_dim == 128 && !strcmp(c.torch_dtype, "float32"));
 
   // a directory holding config.json
-  char dir[1100], path[1200];
-  snprintf(dir, sizeof dir, "%s/model_dir", tmpdir);
+  const char *dir = tmp_path("model_dir");
   mkdir(dir, 0755);
-  snprintf(path, sizeof path, "%s/config.json", dir);
-  write_text(path, tiny_text);
+  write_text(path_in(dir, "config.json"), tiny_text);
   lcc_config d;
   load_ok(&d, dir);
   CHECK(!memcmp(&c, &d, sizeof c));
@@ -104,7 +69,7 @@ static void test_shipped(void) {
 static void test_round_trip(void) {
   const char *files[] = {"configs/model/qwen2vl-7b.json", "configs/model/qwen2vl-2b.json", "configs/model/tiny.json"};
   char out[1200];
-  snprintf(out, sizeof out, "%s/saved.json", tmpdir);
+  snprintf(out, sizeof out, "%s", tmp_path("saved.json"));
   for (int i = 0; i < 3; i++) {
     lcc_config a, b;
     load_ok(&a, files[i]);
@@ -126,7 +91,7 @@ static void test_round_trip(void) {
   CHECK(!memcmp(&a, &b, sizeof a));
   free(text);
   // unwritable destination
-  snprintf(out, sizeof out, "%s/no/such/dir/config.json", tmpdir);
+  snprintf(out, sizeof out, "%s", tmp_path("no/such/dir/config.json"));
   CHECK(lcc_config_save(&a, out) == -1 && strstr(lcc_last_error(), out));
 }
 
@@ -162,27 +127,23 @@ static void test_nested(void) {
 // Writes tiny.json with the first `from` replaced by `to` (from == NULL: `to` is the whole text), loads it,
 // and expects failure with a message that starts with the file name and contains `want`.
 static void expect_bad(const char *from, const char *to, const char *want) {
-  char path[1200];
-  snprintf(path, sizeof path, "%s/bad.json", tmpdir);
+  const char *path = tmp_path("bad.json");
   char *text = from ? replace(tiny_text, from, to) : lcc_strdup(to);
   write_text(path, text);
   free(text);
   lcc_config c;
   int rc = lcc_config_load(&c, path);
   const char *msg = lcc_last_error();
-  if (rc != -1 || strncmp(msg, path, strlen(path)) || !strstr(msg, want)) {
-    fprintf(stderr, "%s -> %s: expected an error containing \"%s\", got %s\n", from ? from : "(text)", to, want,
-            rc ? msg : "success");
-    failures++;
-  }
+  CHECKF(rc == -1 && !strncmp(msg, path, strlen(path)) && strstr(msg, want),
+         "%s -> %s: expected an error containing \"%s\", got %s", from ? from : "(text)", to, want, rc ? msg : "success");
 }
 
 static void test_bad(void) {
   char path[1200];
-  snprintf(path, sizeof path, "%s/missing.json", tmpdir);
+  snprintf(path, sizeof path, "%s", tmp_path("missing.json"));
   lcc_config c;
   CHECK(lcc_config_load(&c, path) == -1 && strstr(lcc_last_error(), path) && strstr(lcc_last_error(), "No such file"));
-  snprintf(path, sizeof path, "%s/empty_dir", tmpdir);   // a directory without config.json
+  snprintf(path, sizeof path, "%s", tmp_path("empty_dir"));   // a directory without config.json
   mkdir(path, 0755);
   CHECK(lcc_config_load(&c, path) == -1 && strstr(lcc_last_error(), "empty_dir/config.json: No such file"));
 
@@ -248,8 +209,7 @@ static void test_bad(void) {
   expect_bad("\"video_token_id\": 1013,", "", "key 'video_token_id': token id 151656 is outside the vocabulary [0, 1024) (default value");
 
   // defaults and tolerated spellings: null means absent, in_chans alone, no torch_dtype
-  char path2[1200];
-  snprintf(path2, sizeof path2, "%s/ok.json", tmpdir);
+  const char *path2 = tmp_path("ok.json");
   char *t1 = replace(tiny_text, "\"max_position_embeddings\": 32768", "\"max_position_embeddings\": null");
   char *t2 = replace(t1, "\"in_channels\": 3, ", "");
   char *t3 = replace(t2, "\"in_chans\": 3", "\"in_chans\": 1");
@@ -261,7 +221,6 @@ static void test_bad(void) {
 }
 
 int main(void) {
-  make_tmpdir();
   tiny_text = lcc_read_file("configs/model/tiny.json", NULL);
   LCC_CHECK(tiny_text, "run from the repository root: %s", lcc_last_error());
   test_shipped();
@@ -269,10 +228,5 @@ int main(void) {
   test_nested();
   test_bad();
   free(tiny_text);
-  if (failures) {
-    fprintf(stderr, "test_config: %d check(s) failed\n", failures);
-    return 1;
-  }
-  printf("test_config: OK\n");
-  return 0;
+  return test_finish("test_config");
 }

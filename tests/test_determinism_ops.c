@@ -2,6 +2,7 @@
 // bit-identical. Sizes are large enough that the row loops and the GEMM tiles actually split, and do not
 // divide evenly into the chunks and tiles the kernels use (T = 203 rows).
 #include "backend.h"
+#include "testlib.h"
 #include "util.h"
 
 #include <math.h>
@@ -231,22 +232,15 @@ int main(void) {
   static const int threads[3] = {1, 2, 3};
   static results rs[3];
   for (int k = 0; k < 3; k++) run_all(threads[k], &rs[k]);
-  int n_failed = 0;
   for (int i = 0; i < rs[0].n; i++) {
     int same = 1;
     for (int k = 1; k < 3; k++) {
       same &= rs[k].bytes[i] == rs[0].bytes[i] && !memcmp(rs[k].data[i], rs[0].data[i], rs[0].bytes[i]);
     }
-    printf("%-52s %s\n", rs[0].name[i], same ? "identical with 1, 2, 3 threads" : "DIFFERS across thread counts");
-    n_failed += !same;
+    checkf(same, "%-52s identical with 1, 2, 3 threads", rs[0].name[i]);
   }
   for (int k = 0; k < 3; k++) {
     for (int i = 0; i < rs[k].n; i++) free(rs[k].data[i]);
   }
-  if (n_failed) {
-    printf("%d output(s) differ\n", n_failed);
-    return 1;
-  }
-  printf("all %d outputs bit-identical\n", rs[0].n);
-  return 0;
+  return test_finish("test_determinism_ops");
 }

@@ -7,14 +7,8 @@
 
 #include "batch.h"
 #include "model.h"
+#include "testlib.h"
 #include "util.h"
-
-static int failures = 0;
-
-static void check(int cond, const char *what) {
-  failures += !cond;
-  printf("%-4s %s\n", cond ? "ok" : "FAIL", what);
-}
 
 // The gradient-ready hook: ranges arrive in decreasing order and tile [0, n_grad) exactly.
 typedef struct {
@@ -39,10 +33,8 @@ static void check_tiling(const char *config, const char *freeze, const lcc_batch
   m.grad_hook = (lcc_grad_hook){&t, on_ready};
   LCC_CHECK(lcc_model_forward(&m, b) == 0, "%s", lcc_last_error());
   lcc_model_backward(&m);
-  char what[256];
-  snprintf(what, sizeof what, "%s, freeze '%s': %d ready ranges tile the %zu gradients in decreasing order", config,
-           freeze, t.count, m.n_grad);
-  check(t.ok && t.next_end == 0, what);
+  checkf(t.ok && t.next_end == 0, "%s, freeze '%s': %d ready ranges tile the %zu gradients in decreasing order", config,
+         freeze, t.count, m.n_grad);
   lcc_model_destroy(&m);
 }
 
@@ -90,12 +82,11 @@ int main(void) {
   lcc_batch_free(&text_only);
 
   lcc_model m;
-  int rc = lcc_model_create(&m, &cfg, be, "vision");
-  check(rc != 0 && strstr(lcc_last_error(), "'vision' matches no parameter"), lcc_last_error());
-  rc = lcc_model_create(&m, &cfg, be, "model.layers.1.self_attn.k_proj");
-  check(rc != 0 && strstr(lcc_last_error(), "k_proj") && strstr(lcc_last_error(), "freeze both or neither"), lcc_last_error());
+  expect_error(lcc_model_create(&m, &cfg, be, "vision"), "a freeze list naming nothing", "'vision' matches no parameter",
+               NULL);
+  expect_error(lcc_model_create(&m, &cfg, be, "model.layers.1.self_attn.k_proj"), "half a fused projection", "k_proj",
+               "freeze both or neither", NULL);
   lcc_batch_free(&ob);
   be->destroy(be);
-  printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
-  return failures ? 1 : 0;
+  return test_finish("test_freeze");
 }

@@ -8,14 +8,8 @@
 
 #include "batch.h"
 #include "infer.h"
+#include "testlib.h"
 #include "util.h"
-
-static int failures = 0;
-
-static void check(int cond, const char *what) {
-  failures += !cond;
-  printf("%-4s %s\n", cond ? "ok" : "FAIL", what);
-}
 
 static int argmax(const float *x, int n) {
   int best = 0;
@@ -71,10 +65,8 @@ int main(void) {
     item += items, patch += patches, pieces++;
     a = b;
   }
-  char what[256];
-  snprintf(what, sizeof what, "%d pieces appended with the cache: logits at each piece end within %.2e of max |logit| "
-           "%.2f of the full forward (tolerance 1e-4)", pieces, worst / scale, scale);
-  check(worst <= 1e-4 * scale, what);
+  checkf(worst <= 1e-4 * scale, "%d pieces appended with the cache: logits at each piece end within %.2e of max |logit| "
+         "%.2f of the full forward (tolerance 1e-4)", pieces, worst / scale, scale);
 
   // 2. greedy generation of 24 tokens after the first two turns: cache vs recomputing the whole context
   int cut = 0;
@@ -99,8 +91,7 @@ int main(void) {
     ctx[cut + g] = with_cache;
     LCC_CHECK(lcc_infer_append(&s, &ctx[cut + g], 1, NULL, 0, NULL, 0) == 0, "%s", lcc_last_error());
   }
-  snprintf(what, sizeof what, "greedy generation of %d tokens: with the KV cache == recomputing the whole context each step", n_gen);
-  check(same, what);
+  checkf(same, "greedy generation of %d tokens: with the KV cache == recomputing the whole context each step", n_gen);
 
   // 3. truncate and evict keep positions: dropping the last token and appending it again gives the same logits
   float *before = lcc_malloc((size_t)V * sizeof(float));
@@ -117,6 +108,5 @@ int main(void) {
   lcc_batch_free(&ob);
   lcc_model_destroy(&m);
   be->destroy(be);
-  printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
-  return failures ? 1 : 0;
+  return test_finish("test_infer");
 }

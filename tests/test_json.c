@@ -5,31 +5,20 @@
 #include <string.h>
 
 #include "json.h"
+#include "testlib.h"
 #include "util.h"
-
-static int failures;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
 
 static lcc_json_doc *parse(const char *s) { return lcc_json_parse(s, strlen(s), "t.json"); }
 
 // Parses s expecting failure with a message containing `want` (and always the source name).
-static void expect_error(const char *s, size_t len, const char *want) {
+static void expect_parse_error(const char *s, size_t len, const char *want) {
   lcc_json_doc *d = lcc_json_parse(s, len, "t.json");
   const char *msg = lcc_last_error();
-  int ok = !d && strstr(msg, "t.json: ") == msg && strstr(msg, want) && strstr(msg, " at line ");
-  if (!ok) {
-    fprintf(stderr, "input %.60s: expected an error containing '%s', got %s\n", s, want, d ? "success" : msg);
-    failures++;
-  }
+  CHECKF(!d && strstr(msg, "t.json: ") == msg && strstr(msg, want) && strstr(msg, " at line "),
+         "input %.60s: expected an error containing '%s', got %s", s, want, d ? "success" : msg);
   lcc_json_free(d);
 }
-#define BAD(s, want) expect_error(s, sizeof(s) - 1, want)
+#define BAD(s, want) expect_parse_error(s, sizeof(s) - 1, want)
 
 // The single string value of a one-string document, or NULL.
 static int string_is(const char *doc, const char *want, size_t want_len) {
@@ -114,7 +103,7 @@ static void number_is(const char *s, double want, int is_integer, int64_t intege
   lcc_json_doc *d = parse(s);
   const lcc_json *r = lcc_json_root(d);
   int ok = r && r->type == LCC_JSON_NUMBER && r->number == want && r->is_integer == is_integer && (!is_integer || r->integer == integer);
-  if (!ok) fprintf(stderr, "number %s: got %s\n", s, d ? "a different value" : lcc_last_error()), failures++;
+  CHECKF(ok, "number %s: got %s", s, d ? "a different value" : lcc_last_error());
   lcc_json_free(d);
 }
 
@@ -185,8 +174,8 @@ static void test_syntax(void) {
   BAD("[", "unexpected end of input");
   BAD("['a']", "expected a value but found '''");
   BAD("/* c */ 1", "expected a value");
-  expect_error("[1,\0 2]", 7, "expected a value but found byte 0x00");
-  expect_error("[1]\0", 4, "unexpected byte 0x00 after the document");
+  expect_parse_error("[1,\0 2]", 7, "expected a value but found byte 0x00");
+  expect_parse_error("[1]\0", 4, "unexpected byte 0x00 after the document");
   BAD("\xEF\xBB\xBF{}", "byte 0xEF");   // a byte-order mark is not JSON
 
   // line and column of the offending byte (columns count characters, not bytes)
@@ -219,11 +208,11 @@ static void test_nesting(void) {
   for (int i = 0; i < 513; i++) n += (size_t)sprintf(s + n, "{\"k\":");
   n += (size_t)sprintf(s + n, "1");
   for (int i = 0; i < 513; i++) s[n++] = '}';
-  expect_error(s, n, "nesting deeper than 512 levels");
+  expect_parse_error(s, n, "nesting deeper than 512 levels");
   free(s);
   // a deep unterminated document fails cleanly
   memset(buf, '[', 400);
-  expect_error(buf, 400, "unexpected end of input");
+  expect_parse_error(buf, 400, "unexpected end of input");
 }
 
 // A document shaped like Qwen's tokenizer.json (a 151k-member vocab object, a 151k-element merges array).
@@ -261,10 +250,5 @@ int main(void) {
   test_syntax();
   test_nesting();
   test_speed();
-  if (failures) {
-    fprintf(stderr, "test_json: %d check(s) failed\n", failures);
-    return 1;
-  }
-  printf("test_json: OK\n");
-  return 0;
+  return test_finish("test_json");
 }

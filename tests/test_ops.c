@@ -4,6 +4,7 @@
 // check uses the difference; overwritten ones start as NaN. One line per check; exit 1 on any failure.
 #include "backend.h"
 #include "cpu/cpu.h"   // cpu_expf, the vectorizable exp the softmaxes and activations use
+#include "testlib.h"
 #include "util.h"
 
 #include <math.h>
@@ -13,7 +14,6 @@
 #include <string.h>
 
 static lcc_backend *be;
-static int n_failed;
 
 // ---------------------------------------------------------------------------------------------------------
 // random numbers (xorshift64*, Box-Muller), buffers
@@ -60,12 +60,6 @@ static double dot(const float *a, const float *b, size_t n) {
 // ---------------------------------------------------------------------------------------------------------
 // checks
 
-static void report(const char *name, double err, double tol) {
-  int ok = err <= tol;   // false for NaN
-  printf("%-48s err %.3e  (tol %.0e)  %s\n", name, err, tol, ok ? "ok" : "FAIL");
-  if (!ok) n_failed++;
-}
-
 // ||a - ref|| / ||ref|| over n values.
 static double rel_err(const float *a, const double *ref, size_t n) {
   double num = 0.0, den = 0.0;
@@ -78,11 +72,11 @@ static double rel_err(const float *a, const double *ref, size_t n) {
 
 // Relative error of values a against a double reference.
 static void check_values(const char *name, const float *a, const double *ref, size_t n, double tol) {
-  report(name, rel_err(a, ref, n), tol);
+  check_tol(name, rel_err(a, ref, n), tol);
 }
 
 static void check_exact(const char *name, const void *a, const void *b, size_t bytes) {
-  report(name, memcmp(a, b, bytes) == 0 ? 0.0 : 1.0, 0.0);
+  check(memcmp(a, b, bytes) == 0, name);
 }
 
 // Finite differences: the loss as a function of the buffers in ctx, and one buffer x[n] perturbed in place.
@@ -117,9 +111,9 @@ static void check_grad_at(const char *name, loss_fn f, void *ctx, float *x, cons
   }
   char line[128];
   snprintf(line, sizeof line, "%s (%zu coords)", name, m);
-  report(line, rel_err(a, num, m), GRAD_TOL);
+  check_tol(line, rel_err(a, num, m), GRAD_TOL);
   snprintf(line, sizeof line, "%s worst coord / max|g|", name);
-  report(line, scale > 0.0 ? worst / scale : worst, GRAD_TOL_COORD);
+  check_tol(line, scale > 0.0 ? worst / scale : worst, GRAD_TOL_COORD);
   free(num);
   free(a);
 }
@@ -606,7 +600,7 @@ static void test_lm_head_ce_grad(void) {
     for (int i = 0; i < C && c.targets[t] < 0; i++) zero_ok &= dx[t * C + i] == 0.0f;
     zero_ok &= c.targets[t] >= 0 || c.losses[t] == 0.0f;
   }
-  report("lm_head_ce ignored rows: dx = 0, loss = 0", zero_ok ? 0.0 : 1.0, 0.0);
+  check(zero_ok, "lm_head_ce ignored rows: dx = 0, loss = 0");
   free(dx), free(dw0), free(dw);
   ce_ctx_free(&c);
 }
@@ -661,9 +655,9 @@ static void test_expf(void) {
     float x = -87.0f + 175.0f * (float)i / 2000000;
     worst = fmax(worst, fabs(cpu_expf(x) - exp((double)x)) / exp((double)x));
   }
-  report("cpu_expf relative error on [-87, 88]", worst, 3e-7);
-  report("cpu_expf limits: 0 below -87, inf above 88",
-         cpu_expf(-100.0f) == 0.0f && isinf(cpu_expf(100.0f)) && cpu_expf(0.0f) == 1.0f ? 0.0 : 1.0, 0.0);
+  check_tol("cpu_expf relative error on [-87, 88]", worst, 3e-7);
+  check(cpu_expf(-100.0f) == 0.0f && isinf(cpu_expf(100.0f)) && cpu_expf(0.0f) == 1.0f,
+        "cpu_expf limits: 0 below -87, inf above 88");
 }
 
 static void test_utilities(void) {
@@ -671,7 +665,7 @@ static void test_utilities(void) {
   float *x = randn(n, 1), *y = dup(x, n);
   double ref = 0.0;
   for (size_t i = 0; i < n; i++) ref += (double)x[i] * x[i];
-  report("sum_squares vs double", fabs(be->sum_squares(be, x, n) - ref) / ref, 1e-12);
+  check_tol("sum_squares vs double", fabs(be->sum_squares(be, x, n) - ref) / ref, 1e-12);
   be->scale(be, y, 0.37f, n);
   for (size_t i = 0; i < n; i++) x[i] *= 0.37f;
   check_exact("scale", y, x, n * sizeof(float));
@@ -679,7 +673,7 @@ static void test_utilities(void) {
   float *buf = be->alloc(be, 1001 * sizeof(float)), *back = filled(1001, NAN);
   int zero = ((uintptr_t)buf % 64) == 0;
   for (int i = 0; i < 1001; i++) zero &= buf[i] == 0.0f;
-  report("alloc: zero-filled, 64-byte aligned", zero ? 0.0 : 1.0, 0.0);
+  check(zero, "alloc: zero-filled, 64-byte aligned");
   be->to_act(be, buf, x, 1001);
   be->from_act(be, back, buf, 1001);
   check_exact("to_act/from_act round trip", back, x, 1001 * sizeof(float));
@@ -689,19 +683,19 @@ static void test_utilities(void) {
   be->add_f32(be, sum, b, n);
   int ok = 1;
   for (size_t i = 0; i < n; i++) ok &= sum[i] == a[i] + b[i];
-  report("add_f32", ok ? 0.0 : 1.0, 0.0);
+  check(ok, "add_f32");
   float *dst = filled(7 * 9, -1.0f);
   be->copy_rows(be, dst + 2, 9, a, 11, 7, 5);   // a 7x5 block from rows 11 apart into rows 9 apart
   ok = 1;
   for (int r = 0; r < 7; r++)
     for (int c = 0; c < 9; c++) ok &= dst[r * 9 + c] == (c >= 2 && c < 7 ? a[r * 11 + c - 2] : -1.0f);
-  report("copy_rows", ok ? 0.0 : 1.0, 0.0);
+  check(ok, "copy_rows");
   float *big = be->alloc(be, n * sizeof(float));
   memcpy(big, a, n * sizeof(float));
   be->release(be, big + 3, (n - 10) * sizeof(float));   // not page aligned at either end
   ok = 1;
   for (size_t i = 0; i < n; i++) ok &= big[i] == (i >= 3 && i < n - 7 ? 0.0f : a[i]);
-  report("release: the range reads as zero, the rest is kept", ok ? 0.0 : 1.0, 0.0);
+  check(ok, "release: the range reads as zero, the rest is kept");
   be->free(be, big);
   free(x), free(y), free(back), free(a), free(b), free(sum), free(dst);
 }
@@ -753,10 +747,5 @@ int main(void) {
   test_utilities();
   test_expf();
   be->destroy(be);
-  if (n_failed) {
-    printf("%d check(s) FAILED\n", n_failed);
-    return 1;
-  }
-  printf("all checks passed\n");
-  return 0;
+  return test_finish("test_ops");
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testlib.h"
 #include "trainer.h"
 #include "util.h"
 
@@ -26,10 +27,7 @@ static int run(lcc_train_opts *o, const char *out, double *first, double *last) 
 }
 
 int main(void) {
-  const char *tmp = getenv("TEST_TMPDIR");
-  char out1[512], out2[512];
-  snprintf(out1, sizeof out1, "%s/run1", tmp ? tmp : "/tmp/lcc-test-overfit");
-  snprintf(out2, sizeof out2, "%s/run2", tmp ? tmp : "/tmp/lcc-test-overfit");
+  const char *out1 = tmp_path("run1"), *out2 = tmp_path("run2");
   lcc_train_opts o;
   LCC_CHECK(lcc_opts_defaults(&o, lcc_train_opt_table, lcc_train_opt_count) == 0, "%s", lcc_last_error());
   const char *flags[][2] = {{"model", "configs/model/tiny.json"}, {"steps", "200"}, {"lr", "2e-3"}, {"warmup_ratio", "0.05"},
@@ -39,10 +37,8 @@ int main(void) {
     LCC_CHECK(lcc_opts_set(&o, lcc_train_opt_table, lcc_train_opt_count, flags[i][0], flags[i][1], "test") == 0, "%s", lcc_last_error());
   double first, last, first2, last2;
   if (run(&o, out1, &first, &last) || run(&o, out2, &first2, &last2)) return 1;
-  int ok = last < 0.05 * first;
-  printf("%s: loss %.6f -> %.6f after %d steps (%.2f%% of the first; must be < 5%%)\n", ok ? "ok" : "FAIL", first, last,
+  checkf(last < 0.05 * first, "loss %.6f -> %.6f after %d steps (%.2f%% of the first; must be < 5%%)", first, last,
          o.steps, 100.0 * last / first);
-  int same = first == first2 && last == last2;
-  printf("%s: a second run gives the same losses bit for bit\n", same ? "ok" : "FAIL");
-  return ok && same ? 0 : 1;
+  check(first == first2 && last == last2, "a second run gives the same losses bit for bit");
+  return test_finish("test_overfit");
 }

@@ -10,9 +10,8 @@
 #include "batch.h"
 #include "model.h"
 #include "safetensors.h"
+#include "testlib.h"
 #include "util.h"
-
-static int failures = 0;
 
 // max |a - ref| / max |ref| over n values; prints and counts a failure above tol.
 static double compare_max(const char *what, const float *a, const float *ref, size_t n, double tol) {
@@ -23,9 +22,7 @@ static double compare_max(const char *what, const float *a, const float *ref, si
     if (fabs(ref[i]) > scale) scale = fabs(ref[i]);
   }
   double rel = err / (scale > 0 ? scale : 1.0);
-  int ok = rel <= tol;
-  failures += !ok;
-  printf("  %-4s %-52s max err %.3e (%.3e of max %.3e)\n", ok ? "ok" : "FAIL", what, err, rel, scale);
+  checkf(rel <= tol, "%-52s max err %.3e (%.3e of max %.3e)", what, err, rel, scale);
   return rel;
 }
 
@@ -39,8 +36,7 @@ static double compare_l2(const char *what, const float *a, const float *ref, siz
   }
   double rel = sqrt(num) / (den > 0 ? sqrt(den) : 1.0);
   int ok = rel <= tol || (den == 0 && num == 0);
-  failures += !ok;
-  if (!ok || getenv("PARITY_VERBOSE")) printf("  %-4s %-52s rel L2 err %.3e\n", ok ? "ok" : "FAIL", what, rel);
+  if (!ok || getenv("PARITY_VERBOSE")) checkf(ok, "%-52s rel L2 err %.3e", what, rel);
   return rel;
 }
 
@@ -97,9 +93,8 @@ static void check_case(const char *model_dir, const char *case_path, const char 
     LCC_CHECK(tp && tp->dtype == LCC_I32 && tp->numel == (size_t)3 * T && td, "%s: position_ids / rope_delta", case_path);
     memcpy(ref, lcc_st_data(f, tp), (size_t)3 * T * sizeof(int32_t));
     memcpy(&ref_delta, lcc_st_data(f, td), sizeof(int32_t));
-    int same = memcmp(pos, ref, (size_t)3 * T * sizeof(int32_t)) == 0 && delta == ref_delta;
-    failures += !same;
-    printf("  %-4s position ids (3 x %d) and rope delta %d\n", same ? "ok" : "FAIL", T, delta);
+    checkf(memcmp(pos, ref, (size_t)3 * T * sizeof(int32_t)) == 0 && delta == ref_delta,
+           "position ids (3 x %d) and rope delta %d", T, delta);
     free(pos), free(ref);
   }
 
@@ -141,9 +136,7 @@ static void check_case(const char *model_dir, const char *case_path, const char 
   be->free(be, logits);
   float *ref_loss = fixture_f32(f, "loss", 1);
   double rel = fabs(m.loss - ref_loss[0]) / fabs(ref_loss[0]);
-  int ok = rel <= 1e-5;
-  failures += !ok;
-  printf("  %-4s loss %.8f vs HF %.8f (rel %.2e, tolerance 1e-5)\n", ok ? "ok" : "FAIL", m.loss, ref_loss[0], rel);
+  checkf(rel <= 1e-5, "loss %.8f vs HF %.8f (rel %.2e, tolerance 1e-5)", m.loss, ref_loss[0], rel);
   free(ref_loss);
 
   if (with_grads) {
@@ -163,8 +156,8 @@ static void check_case(const char *model_dir, const char *case_path, const char 
       if (e > worst) worst = e, worst_name = p->name;
       free(ref), free(g);
     }
-    printf("  %-4s %d weight gradients: worst rel L2 err %.3e (%s), tolerance 1e-3\n", worst <= 1e-3 ? "ok" : "FAIL",
-           compared, worst, worst_name);
+    printf("%-4s %d weight gradients: worst rel L2 err %.3e (%s), tolerance 1e-3\n", worst <= 1e-3 ? "ok" : "FAIL",
+           compared, worst, worst_name);   // counted above, one check per gradient
   }
   lcc_st_close(f);
   lcc_batch_free(&ob);
@@ -178,6 +171,5 @@ int main(void) {
   check_case("tests/fixtures/tiny_t", "tests/fixtures/case_tied.safetensors", NULL, LCC_POS_MROPE, 1, "");
   check_case("tests/fixtures/tiny_b", "tests/fixtures/case_1d.safetensors", "tests/fixtures/case_video.safetensors", LCC_POS_1D, 0, "");
   check_case("tests/fixtures/tiny_b", "tests/fixtures/case_video.safetensors", NULL, LCC_POS_MROPE, 1, "visual");
-  printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
-  return failures ? 1 : 0;
+  return test_finish("test_parity");
 }

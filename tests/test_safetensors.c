@@ -1,55 +1,15 @@
 // safetensors: write/reopen with several dtypes and metadata, fp16/bf16 conversion, and one clear message
 // (naming the file and, where it applies, the tensor) for each kind of broken file.
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "json.h"
 #include "safetensors.h"
+#include "testlib.h"
 #include "util.h"
-
-static int failures;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
-
-static char tmpdir[1024];
-
-static void make_tmpdir(void) {
-  const char *env = getenv("TEST_TMPDIR");
-  if (env && *env) snprintf(tmpdir, sizeof tmpdir, "%s", env);
-  else snprintf(tmpdir, sizeof tmpdir, "/tmp/lcc-test-%d", (int)getpid());
-  char path[1024];   // mkdir -p
-  snprintf(path, sizeof path, "%s", tmpdir);
-  for (char *p = path + 1;; p++) {
-    if (*p == '/' || !*p) {
-      char c = *p;
-      *p = 0;
-      LCC_CHECK(mkdir(path, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", path, strerror(errno));
-      if (!(*p = c)) break;
-    }
-  }
-}
-
-static const char *tmp_path(const char *name) {
-  static char buf[1200];
-  snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
-  return buf;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-  FILE *f = fopen(path, "wb");
-  LCC_CHECK(f && fwrite(data, 1, n, f) == n && fclose(f) == 0, "cannot write %s", path);
-}
 
 // An 8-byte length (header_len unless it is overridden by len_field), the header, then `data_bytes` bytes.
 static void write_raw(const char *path, const char *header, uint64_t len_field, size_t data_bytes) {
@@ -57,7 +17,7 @@ static void write_raw(const char *path, const char *header, uint64_t len_field, 
   unsigned char *buf = lcc_calloc(n, 1);
   for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(len_field >> (8 * i));
   memcpy(buf + 8, header, h);
-  write_bytes(path, buf, n);
+  write_file(path, buf, n);
   free(buf);
 }
 
@@ -65,10 +25,8 @@ static void write_raw(const char *path, const char *header, uint64_t len_field, 
 static void expect_open_error(const char *path, const char *want) {
   lcc_st_file *f = lcc_st_open(path);
   const char *msg = lcc_last_error();
-  if (f || strncmp(msg, path, strlen(path)) || !strstr(msg, want)) {
-    fprintf(stderr, "%s: expected an error containing \"%s\", got %s\n", path, want, f ? "success" : msg);
-    failures++;
-  }
+  CHECKF(!f && !strncmp(msg, path, strlen(path)) && strstr(msg, want), "%s: expected an error containing \"%s\", got %s",
+         path, want, f ? "success" : msg);
   lcc_st_close(f);
 }
 
@@ -192,25 +150,25 @@ static void test_truncated(void) {
   uint64_t hlen = 0;
   for (int i = 7; i >= 0; i--) hlen = hlen << 8 | (unsigned char)bytes[i];
 
-  write_bytes(path, bytes, len - 10);   // cut in the data section: the last tensor runs off the end
+  write_file(path, bytes, len - 10);   // cut in the data section: the last tensor runs off the end
   expect_open_error(path, "tensor 'b': data_offsets [256, 512) run past the end of the data (502 bytes; file truncated?)");
-  write_bytes(path, bytes, 8 + hlen / 2);   // cut inside the header
+  write_file(path, bytes, 8 + hlen / 2);   // cut inside the header
   char want[128];
   snprintf(want, sizeof want, "header length %llu exceeds the file (%llu bytes)", (unsigned long long)hlen,
            (unsigned long long)(8 + hlen / 2));
   expect_open_error(path, want);
-  write_bytes(path, bytes, 5);
+  write_file(path, bytes, 5);
   expect_open_error(path, "5 bytes is too short for a safetensors file");
-  write_bytes(path, bytes, 0);
+  write_file(path, bytes, 0);
   expect_open_error(path, "0 bytes is too short");
   free(bytes);
 }
 
 static void test_bad_files(void) {
-  char path[1200];   // own copy: tmp_path's buffer is reused by the next call
+  char path[1200];   // own copy: tmp_path's buffers are reused
   snprintf(path, sizeof path, "%s", tmp_path("bad.safetensors"));
   expect_open_error(tmp_path("missing.safetensors"), "No such file or directory");
-  expect_open_error(tmpdir, "not a regular file");
+  expect_open_error(test_tmpdir(), "not a regular file");
 
   write_raw(path, "{}", 1000, 0);   // header length larger than the file
   expect_open_error(path, "header length 1000 exceeds the file (10 bytes)");
@@ -295,14 +253,8 @@ static void test_bad_files(void) {
 }
 
 int main(void) {
-  make_tmpdir();
   test_round_trip();
   test_truncated();
   test_bad_files();
-  if (failures) {
-    fprintf(stderr, "test_safetensors: %d check(s) failed\n", failures);
-    return 1;
-  }
-  printf("test_safetensors: OK\n");
-  return 0;
+  return test_finish("test_safetensors");
 }

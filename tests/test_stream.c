@@ -90,8 +90,26 @@ static int run(lcc_model *m, const lcc_tokenizer *tk, const lcc_frames *clip, in
   return rc;
 }
 
+// The first chunk's per-second score: words aligned to the transcript, each mistake charged to one second.
+static void test_seconds_scoring(void) {
+  const char *full[3] = {"now a red circle", "a red circle", "a blue square"};
+  CHECK(lcc_stream_seconds_right("now a red circle a red circle a blue square", full) == 3);
+  CHECK(lcc_stream_seconds_right("now a red circle a red square a blue square", full) == 2);    // a wrong word
+  CHECK(lcc_stream_seconds_right("a red circle a red circle a blue square", full) == 2);        // one missing
+  CHECK(lcc_stream_seconds_right("now a red circle a red circle a blue square square", full) == 2);   // one extra
+  CHECK(lcc_stream_seconds_right("now a red circle a blue square", full) == 2);                 // a second skipped
+  CHECK(lcc_stream_seconds_right("", full) == 0);
+  const char *gap[3] = {"a red circle", NULL, "a blue square"};
+  CHECK(lcc_stream_seconds_right("a red circle a blue square", gap) == 3);
+  CHECK(lcc_stream_seconds_right("a red circle now a blue square", gap) == 2);   // "now" is charged to second 2
+  const char *silent[3] = {NULL, NULL, NULL};
+  CHECK(lcc_stream_seconds_right("", silent) == 3);
+  CHECK(lcc_stream_seconds_right("a red circle", silent) == 2);
+}
+
 int main(void) {
   test_tmpdir_init();
+  test_seconds_scoring();
   const char *video = tmp_path("clip.mp4");
   write_test_video(video, 56, 56, 8, 8 * 8, 2);   // 8 s at 8 fps -> 16 frames at 2 fps -> 6 chunks
   lcc_video_budget b;

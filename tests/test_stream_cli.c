@@ -62,17 +62,17 @@ static void test_stream_program(const char *bin, const char *video) {
 
   // check mode: words end in the 3rd (red: 3.8 s <= 4.625 s, the chunk's last frame) and 5th chunk; the 6th
   // chunk has none (LiveCC's cursor would say "blue" again: --fix_last_word=false) and is not scored
-  FILE *f = fopen(tmp_path("check.jsonl"), "w");
-  LCC_CHECK(f, "cannot write check.jsonl");
-  fprintf(f, "[{\"role\": \"user\", \"content\": [{\"type\": \"video\", \"video\": \"clip.mp4\", \"video_start\": 0, "
+  write_text(tmp_path("check.jsonl"),
+             "[{\"role\": \"user\", \"content\": [{\"type\": \"video\", \"video\": \"clip.mp4\", \"video_start\": 0, "
              "\"video_end\": 8}, {\"type\": \"text\", \"text\": \"Name the shapes.\"}]}, {\"role\": \"assistant\", "
              "\"content\": [{\"type\": \"text_stream\", \"text_stream\": [[3.4, 3.8, \"red\"], [5.4, 5.8, \"blue\"]]}]}]\n");
-  fclose(f);
   CHECK(run("%s %s --check=%s --quiet", bin, MODEL, tmp_path("check.jsonl")) == 0);
-  CHECK(has("of 5 chunks of 1 samples") && has("1 trailing chunks without transcript words not scored"));
+  // 5 chunks scored: the first by its 3 seconds, then 4 one-second chunks
+  CHECK(has(" of 7 seconds of 1 samples") && has("1 trailing chunks without transcript words not scored"));
+  CHECK(has(" of 1 right | later chunks (1 s): ") && has(" of 4 right\n"));
   CHECK(has("4.0-5.0 s: said ") && has("\", transcript \"red\"\n") && count_lines_with("transcript \"blue\"") == 1);
   CHECK(run("%s %s --check=%s --quiet --fix_last_word=false", bin, MODEL, tmp_path("check.jsonl")) == 0);
-  CHECK(has("of 6 chunks of 1 samples") && count_lines_with("transcript \"blue\"") == 2);
+  CHECK(has(" of 8 seconds of 1 samples") && has(" of 5 right\n") && count_lines_with("transcript \"blue\"") == 2);
 }
 
 static void test_bad_inputs(const char *bin, const char *video) {
@@ -80,7 +80,7 @@ static void test_bad_inputs(const char *bin, const char *video) {
   CHECK(has("livecc-stream: error: ") && has(video) && has("no frame ends inside [100.000 s, the end]"));
 
   const char *junk = tmp_path("junk.mp4");
-  write_file(junk, "this is not a video file at all", 31);
+  write_text(junk, "this is not a video file at all");
   CHECK(run("%s %s --video=%s", bin, MODEL, junk) == 1);
   CHECK(has(junk) && count_lines_with("livecc-stream: error: ") == 1);
 
@@ -96,9 +96,8 @@ static void test_bad_inputs(const char *bin, const char *video) {
   snprintf(dir, sizeof dir, "%s", tmp_path("ckpts"));
   mkdir(dir, 0755);
   mkdir(tmp_path("ckpts/step-00000001"), 0755);
-  write_file(tmp_path("ckpts/latest"), "step-00000001\n", 14);
-  const char *state = "{\"format\": \"livecc-checkpoint\", \"version\": 99, \"step\": 1}\n";
-  write_file(tmp_path("ckpts/step-00000001/state.json"), state, strlen(state));
+  write_text(tmp_path("ckpts/latest"), "step-00000001\n");
+  write_text(tmp_path("ckpts/step-00000001/state.json"), "{\"format\": \"livecc-checkpoint\", \"version\": 99, \"step\": 1}\n");
   CHECK(run("%s --model=tests/fixtures/tiny_b --init=%s --tokenizer=configs/tokenizer/tiny --video=%s", bin, dir, video) == 1);
   CHECK(has("step-00000001/state.json: checkpoint format version 99 is not supported (this build reads version 1)"));
 
@@ -199,10 +198,8 @@ static void test_mcq(const char *eval, const char *video) {
   CHECK(has(acc));
   printf("multiple choice: livecc-eval's letters equal the argmax of lcc_infer's logits for %d questions\n", N_Q);
 
-  f = fopen(tmp_path("bad.jsonl"), "w");   // an answer that is not an option letter
-  LCC_CHECK(f, "cannot write bad.jsonl");
-  fprintf(f, "{\"video\": \"clip.mp4\", \"question\": \"?\", \"options\": [\"A. x\", \"B. y\"], \"answer\": \"C\"}\n");
-  fclose(f);
+  write_text(tmp_path("bad.jsonl"),   // an answer that is not an option letter
+             "{\"video\": \"clip.mp4\", \"question\": \"?\", \"options\": [\"A. x\", \"B. y\"], \"answer\": \"C\"}\n");
   CHECK(run("%s %s --mcq=%s", eval, MODEL, tmp_path("bad.jsonl")) == 1);
   CHECK(has("bad.jsonl:1: \"answer\" must be one of the option letters A..B"));
   lcc_tokenizer_free(tk);

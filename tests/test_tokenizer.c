@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "safetensors.h"
+#include "testlib.h"
 #include "tokenizer.h"
 #include "unicode.h"
 #include "util.h"
@@ -16,17 +16,6 @@
 #define QWEN2_LIKE "tests/fixtures/tokenizer/qwen2_like/tokenizer.json"
 #define CASES "tests/fixtures/tokenizer/cases.safetensors"
 #define TINY_DIR "configs/tokenizer/tiny"
-
-static int failures;
-#define CHECK(cond, ...)                                                   \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                        \
-      fputc('\n', stderr);                                                 \
-      failures++;                                                          \
-    }                                                                      \
-  } while (0)
 
 // ---------------------------------------------------------------------------------------------------------
 // the fixture lines
@@ -189,7 +178,7 @@ static void test_parity(const lcc_tokenizer *tk, const cases *c) {
   tensor(c->f, "ids", LCC_I32, &n_ids);
   printf("parity: %d of %d lines differ from HF (%lld ids, %.1f MB in %.3f s)\n", bad, c->n, (long long)n_ids,
          c->text.off[c->n] / 1e6, dt);
-  CHECK(bad == 0, "%d lines differ", bad);
+  CHECKF(bad == 0, "%d lines differ", bad);
   lcc_tok_scratch_free(s);
 }
 
@@ -241,8 +230,8 @@ static void test_decode_nfc(const lcc_tokenizer *tk, const cases *c) {
   printf("decode: %d lines differ from HF, %d with skip_special (%d stored lines); NFC: %d differ from Python (%d lines "
          "change); decode(encode(x)) != NFC(x): %d of %d\n", bad_dec, bad_skip, c->skip.n, bad_nfc, c->nfc.n,
          bad_round, round_checked);
-  CHECK(bad_dec == 0 && bad_skip == 0 && bad_nfc == 0 && bad_round == 0, "decode/NFC mismatches");
-  CHECK(c->nfc.n > 1000 && c->dec.n > 0, "the fixture exercises NFC and per-piece NFC");
+  CHECKF(bad_dec == 0 && bad_skip == 0 && bad_nfc == 0 && bad_round == 0, "decode/NFC mismatches");
+  CHECKF(c->nfc.n > 1000 && c->dec.n > 0, "the fixture exercises NFC and per-piece NFC");
   free(buf);
   lcc_ids_free(&ids);
   lcc_nfc_buf_free(&nb);
@@ -268,24 +257,24 @@ static void test_added_tokens(const lcc_tokenizer *tk) {
   lcc_ids l = {0};
   int32_t start = lcc_tokenizer_id(tk, "<|im_start|>"), end = lcc_tokenizer_id(tk, "<|im_end|>");
   int32_t vpad = lcc_tokenizer_id(tk, "<|video_pad|>"), nl = lcc_tokenizer_id(tk, "\xC4\x8A");   // "Ċ" = "\n"
-  CHECK(start == 8001 && end == 8002 && vpad == 8013 && nl == 198, "%d %d %d %d", start, end, vpad, nl);
-  CHECK(lcc_tokenizer_vocab_size(tk) == 8014, "%d", lcc_tokenizer_vocab_size(tk));
-  CHECK(!strcmp(lcc_tokenizer_token(tk, 8002), "<|im_end|>") && !lcc_tokenizer_token(tk, 8014) &&
-        !lcc_tokenizer_token(tk, -1), "token strings");
+  CHECKF(start == 8001 && end == 8002 && vpad == 8013 && nl == 198, "%d %d %d %d", start, end, vpad, nl);
+  CHECKF(lcc_tokenizer_vocab_size(tk) == 8014, "%d", lcc_tokenizer_vocab_size(tk));
+  CHECKF(!strcmp(lcc_tokenizer_token(tk, 8002), "<|im_end|>") && !lcc_tokenizer_token(tk, 8014) &&
+         !lcc_tokenizer_token(tk, -1), "token strings");
 
-  CHECK(encode_str(tk, "<|im_start|>user\n<|video_pad|><|video_pad|><|im_end|>", &l) == 0, "%s", lcc_last_error());
+  CHECKF(encode_str(tk, "<|im_start|>user\n<|video_pad|><|video_pad|><|im_end|>", &l) == 0, "%s", lcc_last_error());
   int32_t user = lcc_tokenizer_id(tk, "user");
   int32_t want[] = {start, user, nl, vpad, vpad, end};
-  CHECK(user >= 0 && ids_are(&l, want, 6), "chat turn: %d ids", l.n);
+  CHECKF(user >= 0 && ids_are(&l, want, 6), "chat turn: %d ids", l.n);
   // "<<|im_end|>>": the added token in the middle; "<|im_start" and "<|IM_START|>" are plain text.
-  CHECK(encode_str(tk, "<<|im_end|>>", &l) == 0 && l.n == 3 && l.ids[1] == end, "<<|im_end|>>");
-  CHECK(encode_str(tk, "<|im_start", &l) == 0 && l.n > 1, "partial");
-  for (int k = 0; k < l.n; k++) CHECK(l.ids[k] < 8000, "partial token is not special");
-  CHECK(encode_str(tk, "<|IM_START|>", &l) == 0 && l.n > 1 && l.ids[0] < 8000, "case matters");
+  CHECKF(encode_str(tk, "<<|im_end|>>", &l) == 0 && l.n == 3 && l.ids[1] == end, "<<|im_end|>>");
+  CHECKF(encode_str(tk, "<|im_start", &l) == 0 && l.n > 1, "partial");
+  for (int k = 0; k < l.n; k++) CHECKF(l.ids[k] < 8000, "partial token is not special");
+  CHECKF(encode_str(tk, "<|IM_START|>", &l) == 0 && l.n > 1 && l.ids[0] < 8000, "case matters");
   char out[64];
-  CHECK(lcc_tokenizer_decode(tk, want, 6, 1, out, sizeof out) == 5 && !strcmp(out, "user\n"), "skip: '%s'", out);
-  CHECK(lcc_tokenizer_decode(tk, want, 6, 0, out, 8) == 7 && !strcmp(out, "<|im_st"), "truncated: '%s'", out);
-  CHECK(encode_str(tk, "", &l) == 0 && l.n == 0, "empty text");
+  CHECKF(lcc_tokenizer_decode(tk, want, 6, 1, out, sizeof out) == 5 && !strcmp(out, "user\n"), "skip: '%s'", out);
+  CHECKF(lcc_tokenizer_decode(tk, want, 6, 0, out, 8) == 7 && !strcmp(out, "<|im_st"), "truncated: '%s'", out);
+  CHECKF(encode_str(tk, "", &l) == 0 && l.n == 0, "empty text");
   lcc_ids_free(&l);
 }
 
@@ -293,30 +282,30 @@ static void test_added_tokens(const lcc_tokenizer *tk) {
 // and " ..." single tokens.
 static void test_tiny(void) {
   lcc_tokenizer *tk = lcc_tokenizer_load(TINY_DIR);   // a folder holding tokenizer.json
-  CHECK(tk, "%s", lcc_last_error());
+  CHECKF(tk, "%s", lcc_last_error());
   if (!tk) return;
   static const char *const specials[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>",
                                          "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>",
                                          "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
                                          "<|image_pad|>", "<|video_pad|>"};
-  for (int i = 0; i < 14; i++) CHECK(lcc_tokenizer_id(tk, specials[i]) == 1000 + i, "%s", specials[i]);
-  CHECK(lcc_tokenizer_vocab_size(tk) == 1014, "%d", lcc_tokenizer_vocab_size(tk));
-  for (int id = 0; id < 1000; id++) CHECK(lcc_tokenizer_token(tk, id), "id %d has a token", id);
+  for (int i = 0; i < 14; i++) CHECKF(lcc_tokenizer_id(tk, specials[i]) == 1000 + i, "%s", specials[i]);
+  CHECKF(lcc_tokenizer_vocab_size(tk) == 1014, "%d", lcc_tokenizer_vocab_size(tk));
+  for (int id = 0; id < 1000; id++) CHECKF(lcc_tokenizer_token(tk, id), "id %d has a token", id);
   static const char *const words[] = {" red", " green", " blue", " yellow", " orange", " purple", " white", " black",
                                       " pink", " brown", " gray", " cyan", " circle", " square", " triangle", " star",
                                       " cross", " ring", " diamond", " heart", " ...", "system", "user", "assistant", "\n"};
   lcc_ids l = {0};
   char out[64];
   for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
-    CHECK(encode_str(tk, words[i], &l) == 0 && l.n == 1 && l.ids[0] < 1000, "'%s' is one token (%d)", words[i], l.n);
-    CHECK(lcc_tokenizer_decode(tk, l.ids, l.n, 0, out, sizeof out) >= 0 && !strcmp(out, words[i]), "%s", words[i]);
+    CHECKF(encode_str(tk, words[i], &l) == 0 && l.n == 1 && l.ids[0] < 1000, "'%s' is one token (%d)", words[i], l.n);
+    CHECKF(lcc_tokenizer_decode(tk, l.ids, l.n, 0, out, sizeof out) >= 0 && !strcmp(out, words[i]), "%s", words[i]);
   }
-  CHECK(encode_str(tk, "\n", &l) == 0 && l.ids[0] == 198, "newline is 198 as in Qwen2");
+  CHECKF(encode_str(tk, "\n", &l) == 0 && l.ids[0] == 198, "newline is 198 as in Qwen2");
   const char *turn = "<|im_start|>assistant\n a big red circle now moving left ...<|im_end|>\n";
-  CHECK(encode_str(tk, turn, &l) == 0 && l.ids[0] == 1001 && l.ids[l.n - 2] == 1002 && l.ids[l.n - 3] ==
-        lcc_tokenizer_id(tk, "\xC4\xA0..."), "commentary turn");
+  CHECKF(encode_str(tk, turn, &l) == 0 && l.ids[0] == 1001 && l.ids[l.n - 2] == 1002 && l.ids[l.n - 3] ==
+         lcc_tokenizer_id(tk, "\xC4\xA0..."), "commentary turn");
   char back[128];
-  CHECK(lcc_tokenizer_decode(tk, l.ids, l.n, 0, back, sizeof back) == (long)strlen(turn) && !strcmp(back, turn), "%s", back);
+  CHECKF(lcc_tokenizer_decode(tk, l.ids, l.n, 0, back, sizeof back) == (long)strlen(turn) && !strcmp(back, turn), "%s", back);
   lcc_ids_free(&l);
   lcc_tokenizer_free(tk);
 }
@@ -336,13 +325,6 @@ typedef struct {                // the parts of a minimal tokenizer.json; NULL =
   const char *vocab;            // vocabulary entries after the 256 byte tokens (ids 0-255), each with a leading comma
   const char *merges;           // merges array members
 } spec;
-
-static const char *tmp_path(const char *name) {
-  static char path[512];
-  const char *dir = getenv("TEST_TMPDIR");
-  snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "/tmp", name);
-  return path;
-}
 
 // Writes the tokenizer.json of sp to tmp_path(name); returns its path.
 static const char *write_spec(const char *name, const spec *sp) {
@@ -381,28 +363,28 @@ static void test_bpe_options(void) {
   lcc_tokenizer *plain = lcc_tokenizer_load(write_spec("plain.json", &sp));
   sp.model_opts = "\"ignore_merges\":true,", sp.merges = "[\"b\",\"c\"]";   // also the pair form of merges
   lcc_tokenizer *ignore = lcc_tokenizer_load(write_spec("ignore.json", &sp));
-  CHECK(plain && ignore, "%s", lcc_last_error());
+  CHECKF(plain && ignore, "%s", lcc_last_error());
   if (!plain || !ignore) return;
   lcc_ids l = {0};
   int32_t want_plain[] = {64, 256, 220, 64, 256}, want_ignore[] = {257, 220, 64, 256};
-  CHECK(encode_str(plain, "abc abc", &l) == 0 && ids_are(&l, want_plain, 5), "plain BPE");
-  CHECK(encode_str(ignore, "abc abc", &l) == 0 && ids_are(&l, want_ignore, 4), "ignore_merges");
-  CHECK(lcc_tokenizer_hash(plain) != lcc_tokenizer_hash(ignore), "the option changes the hash");
+  CHECKF(encode_str(plain, "abc abc", &l) == 0 && ids_are(&l, want_plain, 5), "plain BPE");
+  CHECKF(encode_str(ignore, "abc abc", &l) == 0 && ids_are(&l, want_ignore, 4), "ignore_merges");
+  CHECKF(lcc_tokenizer_hash(plain) != lcc_tokenizer_hash(ignore), "the option changes the hash");
   lcc_tokenizer *again = lcc_tokenizer_load(tmp_path("plain.json"));
-  CHECK(again && lcc_tokenizer_hash(again) == lcc_tokenizer_hash(plain), "the hash is a function of the file");
+  CHECKF(again && lcc_tokenizer_hash(again) == lcc_tokenizer_hash(plain), "the hash is a function of the file");
   // Invalid UTF-8 and ids outside the vocabulary are errors, not crashes.
   lcc_tok_scratch *s = lcc_tok_scratch_new();
-  CHECK(lcc_tokenizer_encode(plain, s, "ok \xC3\x28", 5, &l) == -1 && strstr(lcc_last_error(), "UTF-8"), "%s",
-        lcc_last_error());
-  CHECK(lcc_tokenizer_encode(plain, s, "\xED\xA0\x80", 3, &l) == -1, "a surrogate is invalid UTF-8");
+  CHECKF(lcc_tokenizer_encode(plain, s, "ok \xC3\x28", 5, &l) == -1 && strstr(lcc_last_error(), "UTF-8"), "%s",
+         lcc_last_error());
+  CHECKF(lcc_tokenizer_encode(plain, s, "\xED\xA0\x80", 3, &l) == -1, "a surrogate is invalid UTF-8");
   int32_t bad_ids[] = {5, 258};
   char out[16];
-  CHECK(lcc_tokenizer_decode(plain, bad_ids, 2, 0, out, sizeof out) == -1 && strstr(lcc_last_error(), "258"), "%s",
-        lcc_last_error());
+  CHECKF(lcc_tokenizer_decode(plain, bad_ids, 2, 0, out, sizeof out) == -1 && strstr(lcc_last_error(), "258"), "%s",
+         lcc_last_error());
   // Decode replaces ill-formed UTF-8 (a lone continuation byte, a truncated character) with U+FFFD.
   int32_t partial[] = {lcc_tokenizer_id(plain, "\xC4\xA2"), 64, lcc_tokenizer_id(plain, "\xC3\xA3")};  // 0x80 a 0xE3
-  CHECK(lcc_tokenizer_decode(plain, partial, 3, 0, out, sizeof out) == 7 && !strcmp(out, "\xEF\xBF\xBD" "a\xEF\xBF\xBD"),
-        "lossy decode");
+  CHECKF(lcc_tokenizer_decode(plain, partial, 3, 0, out, sizeof out) == 7 && !strcmp(out, "\xEF\xBF\xBD" "a\xEF\xBF\xBD"),
+         "lossy decode");
   lcc_tok_scratch_free(s);
   lcc_ids_free(&l);
   lcc_tokenizer_free(plain);
@@ -418,17 +400,17 @@ static void test_normalized_added(void) {
                       "\"rstrip\":false,\"normalized\":true,\"special\":false},{\"id\":259,\"content\":\"<s>\","
                       "\"single_word\":false,\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":true}"};
   lcc_tokenizer *tk = lcc_tokenizer_load(write_spec("added.json", &sp));
-  CHECK(tk, "%s", lcc_last_error());
+  CHECKF(tk, "%s", lcc_last_error());
   if (!tk) return;
   lcc_ids l = {0};
   int32_t want1[] = {87, 258, 88}, want2[] = {258, 259, 127, 102}, want3[] = {259, 256};
-  CHECK(encode_str(tk, "x\xC3\xA9!y", &l) == 0 && ids_are(&l, want1, 3), "composed");
-  CHECK(encode_str(tk, "xe\xCC\x81!y", &l) == 0 && ids_are(&l, want1, 3), "decomposed");
-  CHECK(encode_str(tk, "\xC3\xA9!<s>\xC3\xA9", &l) == 0 && ids_are(&l, want2, 4), "both");
-  CHECK(encode_str(tk, "<s>bc", &l) == 0 && ids_are(&l, want3, 2), "special then merge");
+  CHECKF(encode_str(tk, "x\xC3\xA9!y", &l) == 0 && ids_are(&l, want1, 3), "composed");
+  CHECKF(encode_str(tk, "xe\xCC\x81!y", &l) == 0 && ids_are(&l, want1, 3), "decomposed");
+  CHECKF(encode_str(tk, "\xC3\xA9!<s>\xC3\xA9", &l) == 0 && ids_are(&l, want2, 4), "both");
+  CHECKF(encode_str(tk, "<s>bc", &l) == 0 && ids_are(&l, want3, 2), "special then merge");
   char out[32];
-  CHECK(lcc_tokenizer_decode(tk, want2, 4, 0, out, sizeof out) == 9 && !strcmp(out, "e\xCC\x81!<s>\xC3\xA9"), "%s", out);
-  CHECK(lcc_tokenizer_decode(tk, want2, 4, 1, out, sizeof out) == 6 && !strcmp(out, "e\xCC\x81!\xC3\xA9"), "%s", out);
+  CHECKF(lcc_tokenizer_decode(tk, want2, 4, 0, out, sizeof out) == 9 && !strcmp(out, "e\xCC\x81!<s>\xC3\xA9"), "%s", out);
+  CHECKF(lcc_tokenizer_decode(tk, want2, 4, 1, out, sizeof out) == 6 && !strcmp(out, "e\xCC\x81!\xC3\xA9"), "%s", out);
   lcc_ids_free(&l);
   lcc_tokenizer_free(tk);
 }
@@ -437,8 +419,8 @@ static void test_normalized_added(void) {
 static void expect_load_error(const char *path, const char *key) {
   lcc_tokenizer *tk = lcc_tokenizer_load(path);
   const char *msg = lcc_last_error();
-  CHECK(!tk && strstr(msg, path) && strstr(msg, key), "loading %s: expected an error naming '%s', got '%s'", path,
-        key, tk ? "success" : msg);
+  CHECKF(!tk && strstr(msg, path) && strstr(msg, key), "loading %s: expected an error naming '%s', got '%s'", path,
+         key, tk ? "success" : msg);
   lcc_tokenizer_free(tk);
 }
 
@@ -446,8 +428,7 @@ static void test_errors(void) {
   expect_load_error(tmp_path("missing/tokenizer.json"), "No such file");
   expect_load_error(tmp_path(""), "tokenizer.json");   // a folder without one
   const char *path = tmp_path("malformed.json");
-  FILE *f = fopen(path, "w");
-  LCC_CHECK(f && fputs("{\"model\": {\"type\": \"BPE\",}}", f) >= 0 && fclose(f) == 0, "cannot write %s", path);
+  write_text(path, "{\"model\": {\"type\": \"BPE\",}}");
   expect_load_error(path, "line 1");
   struct { spec sp; const char *key; } bad[] = {
       {{.model_type = "WordPiece"}, "model.type"},
@@ -493,12 +474,10 @@ static void test_threads(const lcc_tokenizer *tk, const cases *c) {
   for (int i = 0; i < 2; i++) LCC_CHECK(pthread_create(&th[i], NULL, encode_job, &jobs[i]) == 0, "pthread_create");
   for (int i = 0; i < 2; i++) LCC_CHECK(pthread_join(th[i], NULL) == 0, "pthread_join");
   printf("threads: %d and %d lines differ\n", jobs[0].bad, jobs[1].bad);
-  CHECK(jobs[0].bad == 0 && jobs[1].bad == 0, "two threads");
+  CHECKF(jobs[0].bad == 0 && jobs[1].bad == 0, "two threads");
 }
 
 int main(void) {
-  const char *tmp = getenv("TEST_TMPDIR");
-  if (tmp && *tmp) mkdir(tmp, 0755);   // the hand-made files go there (an existing folder is fine)
   double t0 = lcc_now();
   lcc_tokenizer *tk = lcc_tokenizer_load(QWEN2_LIKE);
   LCC_CHECK(tk, "%s", lcc_last_error());
@@ -515,10 +494,5 @@ int main(void) {
   test_threads(tk, &c);
   lcc_st_close(c.f);
   lcc_tokenizer_free(tk);
-  if (failures) {
-    fprintf(stderr, "%d checks failed\n", failures);
-    return 1;
-  }
-  printf("all tokenizer checks passed\n");
-  return 0;
+  return test_finish("test_tokenizer");
 }

@@ -150,8 +150,6 @@ extern "C" lcc_backend *lcc_cuda_backend(int device) {
   be->sum_squares = cuda_sum_squares;
   be->scale = cuda_scale;
   be->add_f32 = cuda_add_f32;
-#ifdef LCC_CUDA_ATTENTION   // defined where kernels/CMakeLists.txt builds attention.cu
   lcc_cuda_attention_install(be);   // attention_fwd, attention_bwd, attention_cached
-#endif
   return be;
 }

@@ -18,20 +18,17 @@
 #include "comm.h"
 #include "cuda/backend_cuda.h"
 #include "cuda/device.h"
+#include "testlib.h"
 #include "util.h"
 
-static int failures = 0;
 static int rank = 0;
 
 static void expect(const char *what, const float *got, const float *want, size_t n) {
   size_t bad = 0, first = 0;
   for (size_t i = 0; i < n; i++)
     if (got[i] != want[i] && !bad++) first = i;
-  if (bad) {
-    printf("rank %d: %s: %zu of %zu values wrong, first at %zu: %g, want %g\n", rank, what, bad, n, first, got[first],
-           want[first]);
-    failures++;
-  }
+  CHECKF(!bad, "rank %d: %s: %zu of %zu values wrong, first at %zu: %g, want %g", rank, what, bad, n, first, got[first],
+         want[first]);
 }
 
 static float *device_floats(lcc_backend *be, const float *x, size_t n) {
@@ -129,10 +126,8 @@ static void check_host(lcc_comm *c) {
   if (c->rank == 0) strcpy(msg, "from rank 0");
   c->bcast(c, msg, sizeof msg, 0);
   c->barrier(c);
-  if (s != W * (W + 1) / 2.0 || m != W - 1 || strcmp(msg, "from rank 0")) {
-    printf("rank %d: host collectives: sum %g max %lld bcast '%s'\n", c->rank, s, (long long)m, msg);
-    failures++;
-  }
+  CHECKF(s == W * (W + 1) / 2.0 && m == W - 1 && !strcmp(msg, "from rank 0"),
+         "rank %d: host collectives: sum %g max %lld bcast '%s'", c->rank, s, (long long)m, msg);
 }
 
 int main(int argc, char **argv) {
@@ -164,12 +159,9 @@ int main(int argc, char **argv) {
   check_allgather(be, c, 2);
   check_host(c);
   double busy = c->busy_seconds(c);
-  if (!(busy > 0.0 && busy < 60.0)) {
-    printf("rank %d: busy_seconds %g after timed collectives\n", rank, busy);
-    failures++;
-  }
-  printf("rank %d of %d: %s (communicator busy %.3f ms)\n", c->rank, c->world, failures ? "FAILED" : "ok", busy * 1e3);
+  CHECKF(busy > 0.0 && busy < 60.0, "rank %d: busy_seconds %g after timed collectives", rank, busy);
+  printf("rank %d of %d: %s (communicator busy %.3f ms)\n", c->rank, c->world, test_failures ? "FAILED" : "ok", busy * 1e3);
   c->destroy(c);
   be->destroy(be);
-  return failures ? 1 : 0;
+  return test_failures ? 1 : 0;
 }

@@ -17,6 +17,7 @@
 #include "cuda/attention.h"
 #include "cuda/backend_cuda.h"
 #include "cuda/device.h"
+#include "testlib.h"
 #include "util.h"
 
 typedef struct {
@@ -32,19 +33,6 @@ static const attn_case cases[] = {
     {"ViT blocks, D 24", 2, 2, 24, 0, 9, {256, 256, 256, 256, 100, 100, 130, 130, 130}},
     {"ViT blocks, D 80", 4, 4, 80, 0, 10, {196, 196, 196, 196, 196, 196, 64, 64, 64, 64}},
 };
-
-static int failures = 0;
-
-static void check(const char *what, double err, double tol) {
-  int ok = err <= tol;   // NaN fails
-  printf("  %-34s %.3e (limit %.0e) %s\n", what, err, tol, ok ? "ok" : "FAIL");
-  failures += !ok;
-}
-
-static void check_true(const char *what, int ok) {
-  printf("  %-34s %s\n", what, ok ? "ok" : "FAIL");
-  failures += !ok;
-}
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static double uniform(void) {
@@ -138,11 +126,11 @@ static void run_case(lcc_backend *g, lcc_backend *cpu, const attn_case *c) {
   act_to_host(g, out_g, d_out, nout);
   g->download(g, lse_g, d_lse, nlse * sizeof(float));
   cpu->attention_fwd(cpu, out_c, lse_c, qkv, cu, c->n_seq, T, Hq, Hkv, D, c->causal);
-  check("forward out (rel L2)", rel_l2(out_g, out_c, nout), 1e-2);
-  check("forward lse (rel L2)", rel_l2(lse_g, lse_c, nlse), 1e-3);
-  check("forward lse (max abs)", max_abs(lse_g, lse_c, nlse), 1e-2);
-  check_true("forward repeated: bit-identical",
-             same_bytes(g, d_out, d_out2, nout * g->act_bytes) && same_bytes(g, d_lse, d_lse2, nlse * sizeof(float)));
+  check_tol("forward out (rel L2)", rel_l2(out_g, out_c, nout), 1e-2);
+  check_tol("forward lse (rel L2)", rel_l2(lse_g, lse_c, nlse), 1e-3);
+  check_tol("forward lse (max abs)", max_abs(lse_g, lse_c, nlse), 1e-2);
+  check(same_bytes(g, d_out, d_out2, nout * g->act_bytes) && same_bytes(g, d_lse, d_lse2, nlse * sizeof(float)),
+        "forward repeated: bit-identical");
 
   // backward, twice; the CPU gets the GPU forward's out and lse
   t0 = lcc_now();
@@ -156,10 +144,10 @@ static void run_case(lcc_backend *g, lcc_backend *cpu, const attn_case *c) {
   float *dqkv_g = lcc_malloc(nqkv * sizeof(float)), *dqkv_c = lcc_malloc(nqkv * sizeof(float));
   act_to_host(g, dqkv_g, d_dqkv, nqkv);
   cpu->attention_bwd(cpu, dqkv_c, dout, qkv, out_g, lse_g, cu, c->n_seq, T, Hq, Hkv, D, c->causal);
-  check("backward dq (rel L2)", part_err(dqkv_g, dqkv_c, T, row, 0, Hq * D), 2e-2);
-  check("backward dk (rel L2)", part_err(dqkv_g, dqkv_c, T, row, Hq * D, (Hq + Hkv) * D), 2e-2);
-  check("backward dv (rel L2)", part_err(dqkv_g, dqkv_c, T, row, (Hq + Hkv) * D, row), 2e-2);
-  check_true("backward repeated: bit-identical", same_bytes(g, d_dqkv, d_dqkv2, nqkv * g->act_bytes));
+  check_tol("backward dq (rel L2)", part_err(dqkv_g, dqkv_c, T, row, 0, Hq * D), 2e-2);
+  check_tol("backward dk (rel L2)", part_err(dqkv_g, dqkv_c, T, row, Hq * D, (Hq + Hkv) * D), 2e-2);
+  check_tol("backward dv (rel L2)", part_err(dqkv_g, dqkv_c, T, row, (Hq + Hkv) * D, row), 2e-2);
+  check(same_bytes(g, d_dqkv, d_dqkv2, nqkv * g->act_bytes), "backward repeated: bit-identical");
   printf("  time (T %d): forward %.3f ms (first call %.3f ms), backward %.3f ms (first call %.3f ms)\n", T, t_fwd * 1e3,
          t_fwd1 * 1e3, t_bwd * 1e3, t_bwd1 * 1e3);
 
@@ -190,7 +178,7 @@ static void run_cached(lcc_backend *g, int Hq, int Hkv, int D, int T, int Tn) {
   act_to_host(g, att, d_att, (size_t)Tn * HD);
   char what[96];
   snprintf(what, sizeof what, "cached %d of %d rows, %d/%d heads of %d", Tn, T, Hq, Hkv, D);
-  check(what, rel_l2(att, out + (size_t)(T - Tn) * HD, (size_t)Tn * HD), 1e-2);
+  check_tol(what, rel_l2(att, out + (size_t)(T - Tn) * HD, (size_t)Tn * HD), 1e-2);
   free(qkv), free(out), free(att);
   g->free(g, d_qkv), g->free(g, d_cu), g->free(g, d_out), g->free(g, d_att), g->free(g, d_lse), g->free(g, d_k);
   g->free(g, d_v);
@@ -248,7 +236,5 @@ int main(void) {
   }
   g->destroy(g);
   cpu->destroy(cpu);
-  if (failures) printf("FAILED: %d check(s)\n", failures);
-  else printf("ok\n");
-  return failures ? 1 : 0;
+  return test_finish("test_cuda_attention");
 }

@@ -15,6 +15,7 @@
 #include "backend.h"
 #include "cuda/backend_cuda.h"
 #include "cuda/device.h"
+#include "testlib.h"
 #include "util.h"
 
 #include <math.h>
@@ -24,7 +25,6 @@
 #include <string.h>
 
 static lcc_backend *cpu, *gpu;
-static int n_failed;
 
 // ---------------------------------------------------------------------------------------------------------
 // random numbers (xorshift64*, Box-Muller), bf16 rounding, tracked buffers
@@ -133,12 +133,6 @@ static float *host_f32(const float *d, size_t n) {
 // ---------------------------------------------------------------------------------------------------------
 // checks
 
-static void report(const char *name, double err, double tol) {
-  int ok = err <= tol;   // false for NaN
-  printf("%-56s err %.3e  (tol %.0e)  %s\n", name, err, tol, ok ? "ok" : "FAIL");
-  if (!ok) n_failed++;
-}
-
 // ||a - ref|| / ||ref||.
 static void check_rel_l2(const char *name, const float *a, const float *ref, size_t n, double tol) {
   double num = 0.0, den = 0.0;
@@ -146,7 +140,7 @@ static void check_rel_l2(const char *name, const float *a, const float *ref, siz
     num += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
     den += (double)ref[i] * ref[i];
   }
-  report(name, den > 0.0 ? sqrt(num / den) : sqrt(num), tol);
+  check_tol(name, den > 0.0 ? sqrt(num / den) : sqrt(num), tol);
 }
 
 // Worst |a - ref| / (rel |ref| + abs) over the elements: passes at <= 1.
@@ -156,18 +150,18 @@ static void check_elems(const char *name, const float *a, const float *ref, size
     double e = fabs((double)a[i] - ref[i]) / (rel * fabs(ref[i]) + abs_tol);
     if (!(e <= worst)) worst = e;   // keeps NaN
   }
-  report(name, worst, 1.0);
+  check_tol(name, worst, 1.0);
 }
 
 // Number of elements that differ.
 static void check_exact(const char *name, const float *a, const float *ref, size_t n) {
   size_t bad = 0;
   for (size_t i = 0; i < n; i++) bad += !(a[i] == ref[i]);
-  report(name, (double)bad, 0.0);
+  check_tol(name, (double)bad, 0.0);
 }
 
 static void check_same_bits(const char *name, const void *a, const void *b, size_t bytes) {
-  report(name, memcmp(a, b, bytes) == 0 ? 0.0 : 1.0, 0.0);
+  check(memcmp(a, b, bytes) == 0, name);
 }
 
 static float *rounded(const float *x, size_t n) {   // the bf16 values of x
@@ -462,7 +456,7 @@ static void test_rope_case(int T, int Hq, int Hkv, int D, int off) {
   for (int t = 0; t < T; t++)
     for (size_t i = (size_t)(Hq + Hkv) * D; i < row; i++) bad += back[t * row + i] != qkv[t * row + i];
   snprintf(name, sizeof name, "rope: value heads untouched D=%d off=%d", D, off);
-  report(name, (double)bad, 0.0);
+  check_tol(name, (double)bad, 0.0);
   free_all();
 }
 
@@ -508,7 +502,7 @@ static void test_embedding_case(int T, int V, int C, int hot_id, int hot_count, 
     if (count[v] <= 1)
       for (int c = 0; c < C; c++) bad += gdt_h[(size_t)v * C + c] != dt_c[(size_t)v * C + c];
   snprintf(name, sizeof name, "embedding_bwd: unused and single ids exact T=%d V=%d", T, V);
-  report(name, (double)bad, 0.0);
+  check_tol(name, (double)bad, 0.0);
   gpu->embedding_bwd(gpu, gdt2, gids, gdout, T, C);
   snprintf(name, sizeof name, "determinism: embedding_bwd T=%d V=%d C=%d off=%d", T, V, C, off);
   check_same_bits(name, host_f32(gdt2, (size_t)V * C), gdt_h, (size_t)V * C * sizeof(float));
@@ -588,7 +582,7 @@ static void test_lm_head_case(int T, int C, int V, int off) {
       for (int c = 0; c < C; c++) bad += dx_g[(size_t)t * C + c] != 0.0f;
     }
   snprintf(name, sizeof name, "lm_head_ce ignored rows: loss 0, dx 0 T=%d V=%d", T, V);
-  report(name, (double)bad, 0.0);
+  check_tol(name, (double)bad, 0.0);
   snprintf(name, sizeof name, "lm_head_ce dw (+=) T=%d C=%d V=%d off=%d", T, C, V, off);
   check_rel_l2(name, diff_of(dw_g, dw0, (size_t)V * C), diff_of(dw_c, dw0, (size_t)V * C), (size_t)V * C, 2e-2);
   // the same call again: bit-identical; the loss-only call: the same losses
@@ -635,7 +629,7 @@ static void test_optim_case(size_t n, int off) {
   float *x = randn_f32(n, 1.0f), *gx = dev_f32(x, n, off);
   double s_c = cpu->sum_squares(cpu, x, n), s_g = gpu->sum_squares(gpu, gx, n);
   snprintf(name, sizeof name, "sum_squares n=%zu off=%d", n, off);
-  report(name, fabs(s_g - s_c) / s_c, 1e-12);
+  check_tol(name, fabs(s_g - s_c) / s_c, 1e-12);
   snprintf(name, sizeof name, "determinism: sum_squares n=%zu off=%d", n, off);
   double s_g2 = gpu->sum_squares(gpu, gx, n);
   check_same_bits(name, &s_g2, &s_g, sizeof s_g);
@@ -677,10 +671,5 @@ int main(void) {
   test_gemm_misaligned();
   gpu->destroy(gpu);
   cpu->destroy(cpu);
-  if (n_failed) {
-    printf("%d check(s) FAILED\n", n_failed);
-    return 1;
-  }
-  printf("all checks passed\n");
-  return 0;
+  return test_finish("test_cuda_ops");
 }

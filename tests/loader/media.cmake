@@ -1,6 +1,6 @@
 # lcc_media tests (loader/media.h). Paths relative to tests/loader/.
 add_library(lcc_media_testlib STATIC media_testlib.c)
-target_link_libraries(lcc_media_testlib PUBLIC lcc_media)
+target_link_libraries(lcc_media_testlib PUBLIC lcc_media lcc_testlib)
 target_include_directories(lcc_media_testlib PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 
 lcc_test(test_media_size SOURCES test_media_size.c LIBS lcc_media_testlib LABELS unit)

@@ -1,57 +1,13 @@
 #include "media_testlib.h"
 
-#include <errno.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libswscale/swscale.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "util.h"
-
-int test_failures;
-static char tmpdir[1024];
-
-void test_tmpdir_init(void) {
-  const char *env = getenv("TEST_TMPDIR");
-  if (env && *env) snprintf(tmpdir, sizeof tmpdir, "%s", env);
-  else snprintf(tmpdir, sizeof tmpdir, "/tmp/lcc-test-%d", (int)getpid());
-  char path[1024];   // mkdir -p
-  snprintf(path, sizeof path, "%s", tmpdir);
-  for (char *p = path + 1;; p++) {
-    if (*p == '/' || !*p) {
-      char c = *p;
-      *p = 0;
-      LCC_CHECK(mkdir(path, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", path, strerror(errno));
-      if (!(*p = c)) break;
-    }
-  }
-}
-
-const char *tmp_path(const char *name) {
-  static char buf[4][1200];   // a few paths can be alive at once
-  static int slot;
-  slot = (slot + 1) % 4;
-  snprintf(buf[slot], sizeof buf[slot], "%s/%s", tmpdir, name);
-  return buf[slot];
-}
-
-void write_file(const char *path, const void *data, size_t n) {
-  FILE *f = fopen(path, "wb");
-  LCC_CHECK(f && (n == 0 || fwrite(data, 1, n, f) == n) && fclose(f) == 0, "cannot write %s", path);
-}
-
-int test_finish(const char *name) {
-  if (test_failures) {
-    fprintf(stderr, "%s: %d check(s) failed\n", name, test_failures);
-    return 1;
-  }
-  printf("%s: OK\n", name);
-  return 0;
-}
 
 void paint_index(int i, int h, int w, uint8_t *rgb) {
   for (int y = 0; y < h; y++)

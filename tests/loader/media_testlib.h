@@ -1,26 +1,11 @@
-// Helpers for the media tests: a check counter, a scratch directory, test videos encoded with libavcodec
-// (frame index painted into the picture, so a decoded frame says which one it is), and test pictures.
+// Helpers for the media tests: test videos encoded with libavcodec (frame index painted into the picture,
+// so a decoded frame says which one it is), and test pictures. testlib.h has the checks and scratch files.
 #ifndef LCC_MEDIA_TESTLIB_H
 #define LCC_MEDIA_TESTLIB_H
 
-#include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
-extern int test_failures;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      test_failures++;                                                         \
-    }                                                                          \
-  } while (0)
-
-// TEST_TMPDIR (created) or /tmp/lcc-test-<pid>; tmp_path returns a path inside it (static buffer per slot).
-void test_tmpdir_init(void);
-const char *tmp_path(const char *name);
-void write_file(const char *path, const void *data, size_t n);
-int test_finish(const char *name);   // prints OK or the failure count, returns the exit status
+#include "testlib.h"
 
 // Frame i of a test video: three vertical bands of flat gray, the base-16 digits of i (low, middle, high)
 // at levels 16*digit + 8, so a decode can be identified at any size and survives lossy coding (+-7).

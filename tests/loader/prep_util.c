@@ -7,23 +7,11 @@
 #include "prep_util.h"
 #include "util.h"
 
-int failures;
-
 static void run_cmd(const char *cmd) {
   if (system(cmd) != 0) lcc_fatal("command failed: %s", cmd);
 }
 
-const char *pu_dir(const char *name) {
-  static char dir[1024];
-  const char *root = getenv("TEST_TMPDIR");
-  snprintf(dir, sizeof dir, "%s/%s", root && *root ? root : "/tmp/livecc-prep-tests", name);
-  char cmd[2200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-  run_cmd(cmd);
-  return dir;
-}
-
-void pu_path(char *out, size_t cap, const char *dir, const char *name) { snprintf(out, cap, "%s/%s", dir, name); }
+void pu_path(char *out, size_t cap, const char *dir, const char *name) { lcc_pathf(out, cap, "%s/%s", dir, name); }
 
 void pu_video(const char *path, int w, int h, int fps, double seconds) {
   char cmd[2048];
@@ -37,11 +25,6 @@ void pu_image(const char *path, int w, int h) {
   char cmd[2048];
   snprintf(cmd, sizeof cmd, "ffmpeg -v error -y -f lavfi -i testsrc2=size=%dx%d:rate=1 -frames:v 1 '%s'", w, h, path);
   run_cmd(cmd);
-}
-
-void pu_write(const char *path, const char *text) {
-  FILE *f = fopen(path, "wb");
-  LCC_CHECK(f && fwrite(text, 1, strlen(text), f) == strlen(text) && fclose(f) == 0, "cannot write %s", path);
 }
 
 char *pu_read(const char *path) {

@@ -117,13 +117,3 @@ int fx_dataset(const char *dir, const int *counts, int n_shards, const lcc_shard
   lcc_manifest_free(&man);
   return rc;
 }
-
-const char *fx_dir(const char *name) {
-  static char dir[4096];
-  const char *base = getenv("TEST_TMPDIR");
-  snprintf(dir, sizeof dir, "%s/%s", base && *base ? base : "/tmp", name);
-  char cmd[8300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-  LCC_CHECK(system(cmd) == 0, "cannot make %s", dir);
-  return dir;
-}

@@ -20,7 +20,5 @@ void fx_sample(lcc_sample *s, const lcc_shard_meta *m, int64_t tag, int grid);
 // Writes counts[i] samples into <dir>/shard-<i>.h5 (tags 0, 1, ... across the shards) and the manifest.
 // Returns 0 or -1 with lcc_error().
 int fx_dataset(const char *dir, const int *counts, int n_shards, const lcc_shard_meta *m, int grid);
-// A fresh empty directory $TEST_TMPDIR/<name> (or /tmp/<name>); the returned string is static.
-const char *fx_dir(const char *name);
 
 #endif

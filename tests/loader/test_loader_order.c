@@ -10,16 +10,8 @@
 #include "media.h"
 #include "model.h"
 #include "shard_fixture.h"
+#include "testlib.h"
 #include "util.h"
-
-static int failures;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
 
 #define N_SHARDS 7
 static const int counts[N_SHARDS] = {40, 45, 50, 38, 47, 41, 37};   // 298 samples
@@ -107,7 +99,7 @@ static int one_epoch(const int64_t *tags, int from) {
 }
 
 int main(void) {
-  dir = fx_dir("order");
+  dir = test_fresh_dir("order");
   fx_meta(&meta, LCC_CODEC_RAW);
   if (fx_dataset(dir, counts, N_SHARDS, &meta, 2)) {
     fprintf(stderr, "%s\n", lcc_last_error());
@@ -119,9 +111,8 @@ int main(void) {
   const int configs[][4] = {{1, 3, 2, 2}, {1, 2, 3, 1}, {2, 3, 1, 2}, {2, 1, 3, 0}, {3, 2, 1, 3}, {3, 1, 2, 1}, {6, 1, 1, 0}};
   for (size_t c = 0; c < sizeof configs / sizeof configs[0]; c++) {   // {world, micro batch, accum, threads}
     int64_t *got = run(configs[c][0], configs[c][1], configs[c][2], configs[c][3], 1, 42, c == 1);
-    if (memcmp(got, ref, BATCHES * G * sizeof(int64_t)))
-      fprintf(stderr, "world %d, micro batch %d, accum %d, threads %d: a different order\n", configs[c][0], configs[c][1],
-              configs[c][2], configs[c][3]), failures++;
+    CHECKF(!memcmp(got, ref, BATCHES * G * sizeof(int64_t)), "world %d, micro batch %d, accum %d, threads %d: a different order",
+           configs[c][0], configs[c][1], configs[c][2], configs[c][3]);
     free(got);
   }
   int64_t *other = run(1, 6, 1, 1, 1, 43, 0);
@@ -133,7 +124,5 @@ int main(void) {
   printf("first samples of epoch 0: %lld %lld %lld %lld %lld %lld\n", (long long)ref[0], (long long)ref[1],
          (long long)ref[2], (long long)ref[3], (long long)ref[4], (long long)ref[5]);
   free(ref);
-  if (failures) fprintf(stderr, "%d checks failed\n", failures);
-  else printf("loader order: all checks passed\n");
-  return failures != 0;
+  return test_finish("test_loader_order");
 }

@@ -7,16 +7,8 @@
 
 #include "loader.h"
 #include "shard_fixture.h"
+#include "testlib.h"
 #include "util.h"
-
-static int failures;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
 
 #define P (3 * 2 * 14 * 14)   // patch row width
 #define MB 24                 // micro-batches read by the uninterrupted loader (12 global batches)
@@ -52,7 +44,7 @@ static int same_batch(const lcc_owned_batch *a, const lcc_owned_batch *b) {
 }
 
 int main(void) {
-  dir = fx_dir("resume");
+  dir = test_fresh_dir("resume");
   lcc_shard_meta meta;
   fx_meta(&meta, LCC_CODEC_JPEG);
   const int counts[5] = {9, 12, 7, 10, 8};   // 46 samples: the 12 global batches of 4 cross an epoch boundary
@@ -112,7 +104,5 @@ int main(void) {
     }
   lcc_loader_close(ranks[0]), lcc_loader_close(ranks[1]);
   for (int k = 0; k < MB; k++) lcc_batch_free(&ref[k]);
-  if (failures) fprintf(stderr, "%d checks failed\n", failures);
-  else printf("loader resume: all checks passed\n");
-  return failures != 0;
+  return test_finish("test_loader_resume");
 }

@@ -10,16 +10,8 @@
 #include "order.h"
 #include "shard.h"
 #include "shard_fixture.h"
+#include "testlib.h"
 #include "util.h"
-
-static int failures;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
 
 #define SHARDS 2000
 #define PER_SHARD 2500
@@ -36,7 +28,7 @@ static long vm_hwm_kb(void) {   // peak resident set of this process
 }
 
 int main(void) {
-  const char *dir = fx_dir("scale");
+  const char *dir = test_fresh_dir("scale");
   lcc_manifest m = {.dir = lcc_strdup(dir), .n = SHARDS, .tokenizer_hash = 1};
   m.shards = lcc_calloc(SHARDS, sizeof(lcc_manifest_entry));
   for (int i = 0; i < SHARDS; i++) {
@@ -84,7 +76,5 @@ int main(void) {
          (long long)N, SHARDS, t_open, t_epoch, hwm0 / 1024.0, hwm1 / 1024.0, ru.ru_maxrss / 1024.0);
   CHECK(t_open < 10.0);
   CHECK(hwm1 < 1024 * 1024);
-  if (failures) fprintf(stderr, "%d checks failed\n", failures);
-  else printf("loader scale: all checks passed\n");
-  return failures != 0;
+  return test_finish("test_loader_scale");
 }

@@ -10,9 +10,7 @@
 static void expect_size(int h, int w, long min_px, long max_px, int want_h, int want_w) {
   int oh = -1, ow = -1;
   CHECK(lcc_smart_resize(h, w, 28, min_px, max_px, &oh, &ow) == 0);
-  if (oh != want_h || ow != want_w)
-    fprintf(stderr, "smart_resize(%d, %d) = (%d, %d), want (%d, %d)\n", h, w, oh, ow, want_h, want_w);
-  CHECK(oh == want_h && ow == want_w);
+  CHECKF(oh == want_h && ow == want_w, "smart_resize(%d, %d) = (%d, %d), want (%d, %d)", h, w, oh, ow, want_h, want_w);
 }
 
 static void test_smart_resize(void) {
@@ -51,10 +49,8 @@ static void test_clip_budget(void) {
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
     int oh = -1, ow = -1;
     CHECK(lcc_video_clip_size(&b, rows[i].h, rows[i].w, rows[i].seconds * 2, &oh, &ow) == 0);
-    if (oh != rows[i].oh || ow != rows[i].ow)
-      fprintf(stderr, "%dx%d %d s -> %dx%d, want %dx%d\n", rows[i].w, rows[i].h, rows[i].seconds, ow, oh, rows[i].ow,
-              rows[i].oh);
-    CHECK(oh == rows[i].oh && ow == rows[i].ow);
+    CHECKF(oh == rows[i].oh && ow == rows[i].ow, "%dx%d %d s -> %dx%d, want %dx%d", rows[i].w, rows[i].h, rows[i].seconds,
+           ow, oh, rows[i].ow, rows[i].oh);
   }
 }
 

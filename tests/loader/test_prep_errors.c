@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "prep_util.h"
+#include "testlib.h"
 #include "util.h"
 
 // A streaming sample over good.mp4 (testsrc2 112x84, 4 fps, 9 s), as in the golden test, with a chosen
@@ -51,9 +52,9 @@ static void make_inputs(const char *dir, char *jsonl, size_t cap) {
   pu_path(path, sizeof path, dir, "good.mp4");
   pu_video(path, 112, 84, 4, 9);
   pu_path(path, sizeof path, dir, "corrupt.mp4");
-  pu_write(path, "this is not a video file, just some text that FFmpeg cannot parse as any container at all\n");
+  write_text(path, "this is not a video file, just some text that FFmpeg cannot parse as any container at all\n");
   pu_path(path, sizeof path, dir, "empty.mp4");
-  pu_write(path, "");
+  write_text(path, "");
   pu_path(jsonl, cap, dir, "bad.jsonl");
   FILE *f = fopen(jsonl, "w");
   LCC_CHECK(f, "cannot write %s", jsonl);
@@ -67,33 +68,29 @@ static void make_inputs(const char *dir, char *jsonl, size_t cap) {
 }
 
 static void bad_samples(void) {
-  const char *dir = pu_dir("errors");
-  char dir_copy[1100], jsonl[1200], out[1200], log[1200];
-  snprintf(dir_copy, sizeof dir_copy, "%s", dir);
-  make_inputs(dir_copy, jsonl, sizeof jsonl);
-  pu_path(out, sizeof out, dir_copy, "out");
+  const char *dir = test_fresh_dir("errors");
+  char jsonl[1200], out[1200], log[1200];
+  make_inputs(dir, jsonl, sizeof jsonl);
+  pu_path(out, sizeof out, dir, "out");
   lcc_prep_opts o;
   const char *inputs[] = {jsonl};
   pu_opts(&o, inputs, 1, out);
   o.samples_per_shard = 5;   // 3 shards
   o.workers = 2;
   lcc_prep_stats st;
-  int rc = pu_run(&o, &st, dir_copy);
-  if (rc) fprintf(stderr, "%s\n", lcc_last_error());
-  CHECK(rc == 0);
+  CHECKF(pu_run(&o, &st, dir) == 0, "%s", lcc_last_error());
 
   int64_t want[LCC_SKIP_COUNT] = {0};
   for (int i = 0; i < N_CASES; i++) want[cases[i].reason]++;
   CHECK(st.samples_in == N_CASES && st.written == want[0] && st.shards == 3);
   for (int r = 1; r < LCC_SKIP_COUNT; r++) {
-    if (st.skipped[r] != want[r])
-      fprintf(stderr, "reason %s: %lld skipped, want %lld\n", lcc_skip_keys[r], (long long)st.skipped[r], (long long)want[r]);
-    CHECK(st.skipped[r] == want[r]);
+    CHECKF(st.skipped[r] == want[r], "reason %s: %lld skipped, want %lld", lcc_skip_keys[r], (long long)st.skipped[r],
+           (long long)want[r]);
   }
   CHECK(st.words_outside == 2 && st.samples_words_outside == 1);
 
   // One message per bad sample, naming its file:line and the reason.
-  pu_path(log, sizeof log, dir_copy, "stderr.txt");
+  pu_path(log, sizeof log, dir, "stderr.txt");
   char *text = pu_read(log);
   for (int i = 0; i < N_CASES; i++) {
     char where[1300], label[200];
@@ -106,9 +103,8 @@ static void bad_samples(void) {
     snprintf(label, sizeof label, "skipped (%s): ", lcc_skip_labels[cases[i].reason]);
     const char *line_start = at;
     while (line_start && line_start > text && line_start[-1] != '\n') line_start--;
-    int ok = at && strstr(line_start, label) && strstr(line_start, label) < at;
-    if (!ok) fprintf(stderr, "no message '%s...%s' in:\n%s\n", label, where, text);
-    CHECK(ok);
+    CHECKF(at && strstr(line_start, label) && strstr(line_start, label) < at, "no message '%s...%s' in:\n%s", label, where,
+           text);
   }
   free(text);
 
@@ -126,16 +122,15 @@ static void bad_samples(void) {
 // The golden-style sample is 12 frames, 4 pairs; its tokens: see test_prep_golden.c. A limit below it
 // skips it (skip) or keeps the pairs that fit, ending on a non-silent one (cut).
 static void too_long(void) {
-  const char *dir = pu_dir("too_long");
-  char d[1100], video[1200], jsonl[1200], out_full[1200], out_skip[1200], out_cut[1200], shard[1300];
-  snprintf(d, sizeof d, "%s", dir);
+  const char *d = test_fresh_dir("too_long");
+  char video[1200], jsonl[1200], out_full[1200], out_skip[1200], out_cut[1200], shard[1300];
   pu_path(video, sizeof video, d, "good.mp4");
   pu_video(video, 112, 84, 4, 9);
   pu_path(jsonl, sizeof jsonl, d, "long.jsonl");
   char line[4096];
   stream_line(line, sizeof line, "good.mp4", 1.1, 7.6,
               "[1.3, 1.6, \"red\"], [3.8, 4.2, \"blue\"], [5.9, 6.3, \"green\"], [7.3, 7.55, \"yellow\"]");
-  pu_write(jsonl, line);
+  write_text(jsonl, line);
   const char *inputs[] = {jsonl};
   lcc_prep_opts o;
   lcc_prep_stats st;
@@ -177,7 +172,5 @@ static void too_long(void) {
 int main(void) {
   bad_samples();
   too_long();
-  if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-  else printf("bad input: ok\n");
-  return failures ? 1 : 0;
+  return test_finish("test_prep_errors");
 }

@@ -22,6 +22,7 @@
 
 #include "model.h"
 #include "prep_util.h"
+#include "testlib.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -108,14 +109,14 @@ static void check_sample(const lcc_sample *s) {
 }
 
 static void run(const char *name, int with_context) {
-  const char *dir = pu_dir(name);
+  const char *dir = test_fresh_dir(name);
   char video[1200], jsonl[1200], out[1200], shard[1300];
   pu_path(video, sizeof video, dir, "golden.mp4");
   pu_path(jsonl, sizeof jsonl, dir, "golden.jsonl");
   pu_path(out, sizeof out, dir, "out");
   pu_path(shard, sizeof shard, out, "shard-00000.h5");
   pu_video(video, 112, 84, 4, 9);
-  pu_write(jsonl, LINE);
+  write_text(jsonl, LINE);
 
   // The frames the rules above assume.
   lcc_prep_opts o;
@@ -154,7 +155,5 @@ int main(void) {
   lcc_ids_free(&want);
   lcc_tok_scratch_free(ts);
   lcc_tokenizer_free(tk);
-  if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-  else printf("golden interleave: ok\n");
-  return failures ? 1 : 0;
+  return test_finish("test_prep_golden");
 }

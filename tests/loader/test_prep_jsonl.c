@@ -7,6 +7,7 @@
 
 #include "jsonl.h"
 #include "prep_util.h"
+#include "testlib.h"
 #include "util.h"
 
 static const char *lines[] = {
@@ -55,15 +56,13 @@ static void expect_open_error(const char *path, const char *want) {
   lcc_jsonl j;
   const char *paths[] = {path};
   int rc = lcc_jsonl_open(&j, paths, 1);
-  int ok = rc != 0 && strstr(lcc_last_error(), path) && strstr(lcc_last_error(), want);
-  if (!ok) fprintf(stderr, "expected an error with '%s', got %s\n", want, rc ? lcc_last_error() : "success");
-  CHECK(ok);
+  CHECKF(rc != 0 && strstr(lcc_last_error(), path) && strstr(lcc_last_error(), want), "expected an error with '%s', got %s",
+         want, rc ? lcc_last_error() : "success");
 }
 
 int main(void) {
-  const char *d = pu_dir("jsonl");
-  char dir[1100], seek[1200], plain[1200], plain_nl[1200], bad[1200], order[1200], malformed[1200];
-  snprintf(dir, sizeof dir, "%s", d);
+  const char *dir = test_fresh_dir("jsonl");
+  char seek[1200], plain[1200], plain_nl[1200], bad[1200], order[1200], malformed[1200];
   pu_path(seek, sizeof seek, dir, "seek.jsonl");
   pu_path(plain, sizeof plain, dir, "plain.jsonl");
   pu_path(plain_nl, sizeof plain_nl, dir, "plain_nl.jsonl");
@@ -112,10 +111,8 @@ int main(void) {
   fputs("[0, 12, x]", f);
   fclose(f);
   expect_open_error(malformed, "seek index (last line) is malformed at column 9");
-  pu_write(malformed, "[0]");
+  write_text(malformed, "[0]");
   expect_open_error(malformed, "is not before the index line");
 
-  if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-  else printf("jsonl: ok\n");
-  return failures ? 1 : 0;
+  return test_finish("test_prep_jsonl");
 }

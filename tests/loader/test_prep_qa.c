@@ -10,6 +10,7 @@
 
 #include "model.h"
 #include "prep_util.h"
+#include "testlib.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -52,25 +53,24 @@ static void turn(const char *role, const char *text, int trained) {
 
 static void system_turn(void) { turn("system", "You are a helpful assistant.", 0); }
 
-static void check(const lcc_sample *s, const char *name) {
+static void expect_tokens(const lcc_sample *s, const char *name) {
   int same = s->n_tokens == want.n;
   for (int i = 0; same && i < want.n; i++) same = s->ids[i] == want.ids[i] && s->mask[i] == want_mask[i];
-  if (!same) fprintf(stderr, "%s: tokens or mask differ (%d tokens, want %d)\n", name, s->n_tokens, want.n);
-  CHECK(same);
+  CHECKF(same, "%s: tokens or mask differ (%d tokens, want %d)", name, s->n_tokens, want.n);
 }
 
 int main(void) {
   tk = lcc_tokenizer_load(TINY_TOKENIZER);
   LCC_CHECK(tk, "%s", lcc_last_error());
   ts = lcc_tok_scratch_new();
-  const char *dir = pu_dir("qa");
+  const char *dir = test_fresh_dir("qa");
   char path[1200], jsonl[1200], out[1200], shard[1300];
   pu_path(path, sizeof path, dir, "qa.mp4");
   pu_video(path, 112, 84, 4, 4);
   pu_path(path, sizeof path, dir, "qa.png");
   pu_image(path, 56, 56);
   pu_path(jsonl, sizeof jsonl, dir, "qa.jsonl");
-  pu_write(jsonl, LINES);
+  write_text(jsonl, LINES);
   pu_path(out, sizeof out, dir, "out");
   pu_path(shard, sizeof shard, out, "shard-00000.h5");
 
@@ -90,7 +90,7 @@ int main(void) {
   S("<|im_start|>", 0), T("user\n", 0), pads("<|video_pad|>", 48), T("What moves?", 0), S("<|im_end|>", 0), T("\n", 0);
   turn("assistant", "A red circle.", 1);
   pu_shard_sample(shard, 0, &s);
-  check(&s, "video QA");
+  expect_tokens(&s, "video QA");
   CHECK(s.n_items == 1 && s.items[0].kind == LCC_VIDEO && s.items[0].t == 4 && s.items[0].h == 6 && s.items[0].w == 8 &&
         s.items[0].first_pad == first_pad && s.n_frames == 8);
   lcc_sample_free(&s);
@@ -101,7 +101,7 @@ int main(void) {
   S("<|im_start|>", 0), T("user\n", 0), pads("<|image_pad|>", 4), T("Which shape?", 0), S("<|im_end|>", 0), T("\n", 0);
   turn("assistant", "A square.", 1);
   pu_shard_sample(shard, 1, &s);
-  check(&s, "image QA");
+  expect_tokens(&s, "image QA");
   CHECK(s.n_items == 1 && s.items[0].kind == LCC_IMAGE && s.items[0].t == 1 && s.items[0].h == 4 && s.items[0].w == 4 &&
         s.items[0].first_pad == first_pad && s.n_frames == 1);
   lcc_sample_free(&s);
@@ -111,7 +111,7 @@ int main(void) {
   turn("system", "Be brief.", 0), turn("user", "Hi", 0), turn("assistant", "Hello.", 1);
   turn("user", "Colour?", 0), turn("assistant", "Red.", 1);
   pu_shard_sample(shard, 2, &s);
-  check(&s, "multi-turn text");
+  expect_tokens(&s, "multi-turn text");
   CHECK(s.n_items == 0 && s.n_frames == 0 && s.source_line == 3);
   lcc_sample_free(&s);
 
@@ -132,7 +132,5 @@ int main(void) {
   lcc_ids_free(&want);
   lcc_tok_scratch_free(ts);
   lcc_tokenizer_free(tk);
-  if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-  else printf("QA samples: ok\n");
-  return failures ? 1 : 0;
+  return test_finish("test_prep_qa");
 }

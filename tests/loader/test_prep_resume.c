@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "prep_util.h"
+#include "testlib.h"
 #include "util.h"
 
 static void line(FILE *f, double start, const char *word) {
@@ -46,9 +47,8 @@ static int same_manifest(const lcc_manifest *a, const lcc_manifest *b) {
 }
 
 int main(void) {
-  const char *d = pu_dir("resume");
-  char dir[1100], path[1200], jsonl[1200], out[1200], fresh[1200];
-  snprintf(dir, sizeof dir, "%s", d);
+  const char *dir = test_fresh_dir("resume");
+  char path[1200], jsonl[1200], out[1200], fresh[1200];
   pu_path(path, sizeof path, dir, "v.mp4");
   pu_video(path, 112, 84, 4, 9);
   pu_path(jsonl, sizeof jsonl, dir, "r.jsonl");
@@ -77,7 +77,7 @@ int main(void) {
   pu_path(s2, sizeof s2, out, "shard-00002.h5");
   struct timespec t0 = mtime(s0), t2 = mtime(s2);
   CHECK(unlink(s1) == 0 && unlink(s1_json) == 0);
-  pu_write(s1_tmp, "partial shard of a killed run");
+  write_text(s1_tmp, "partial shard of a killed run");
   next_second();
 
   CHECK(pu_run(&o, &st, dir) == 0);
@@ -108,7 +108,5 @@ int main(void) {
   lcc_manifest_free(&first);
   lcc_manifest_free(&again);
   lcc_manifest_free(&other);
-  if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-  else printf("resume: ok\n");
-  return failures ? 1 : 0;
+  return test_finish("test_prep_resume");
 }

@@ -10,6 +10,7 @@
 #include "loader.h"
 #include "model.h"
 #include "prep_util.h"
+#include "testlib.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -144,9 +145,8 @@ static void round_trip(const char *dir, int codec) {
 }
 
 int main(void) {
-  const char *d = pu_dir("roundtrip");
-  char dir[1100], path[1200], jsonl[1200];
-  snprintf(dir, sizeof dir, "%s", d);
+  const char *dir = test_fresh_dir("roundtrip");
+  char path[1200], jsonl[1200];
   pu_path(path, sizeof path, dir, "clip.mp4");
   pu_video(path, 112, 84, 4, 9);
   pu_path(path, sizeof path, dir, "pic.png");
@@ -158,7 +158,5 @@ int main(void) {
   fclose(f);
   round_trip(dir, LCC_CODEC_JPEG);
   round_trip(dir, LCC_CODEC_RAW);
-  if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-  else printf("round trip: ok\n");
-  return failures ? 1 : 0;
+  return test_finish("test_prep_roundtrip");
 }

@@ -9,6 +9,7 @@
 #include "model.h"
 #include "prep_util.h"
 #include "sample.h"
+#include "testlib.h"
 #include "util.h"
 
 static const char *CARD =
@@ -23,14 +24,13 @@ static int parses(const char *line, lcc_conv *c) {
   return lcc_conv_parse(line, strlen(line), "x.jsonl:3", c, &json_error) == 0;
 }
 
-static void expect_error(const char *line, int want_json_error, const char *want) {
+static void expect_parse_error(const char *line, int want_json_error, const char *want) {
   lcc_conv c;
   int json_error;
   int rc = lcc_conv_parse(line, strlen(line), "x.jsonl:3", &c, &json_error);
-  int ok = rc != 0 && json_error == want_json_error && strstr(lcc_last_error(), "x.jsonl:3: ") == lcc_last_error() &&
-           strstr(lcc_last_error(), want);
-  if (!ok) fprintf(stderr, "%s: expected an error with '%s', got %s\n", line, want, rc ? lcc_last_error() : "success");
-  CHECK(ok);
+  CHECKF(rc != 0 && json_error == want_json_error && strstr(lcc_last_error(), "x.jsonl:3: ") == lcc_last_error() &&
+             strstr(lcc_last_error(), want),
+         "%s: expected an error with '%s', got %s", line, want, rc ? lcc_last_error() : "success");
 }
 
 static void parse_card(void) {
@@ -64,19 +64,19 @@ static void parse_qa(void) {
   CHECK(c.elems[2].start == 0 && c.elems[2].end == -1 && c.elems[4].kind == LCC_ELEM_TEXT && !strcmp(c.elems[4].text, "a"));
   lcc_conv_free(&c);
 
-  expect_error("[{\"role\": \"user\", \"content\": [", 1, "");
-  expect_error("{\"role\": \"user\"}", 0, "non-empty array of messages");
-  expect_error("[{\"role\": \"robot\", \"content\": \"x\"}]", 0, "message 0: 'role' must be system, user or assistant");
-  expect_error("[{\"role\": \"user\", \"content\": \"x\"}]", 0, "no assistant message");
-  expect_error("[{\"role\": \"user\", \"content\": [{\"type\": \"audio\", \"audio\": \"a.wav\"}]}, {\"role\": \"assistant\", "
+  expect_parse_error("[{\"role\": \"user\", \"content\": [", 1, "");
+  expect_parse_error("{\"role\": \"user\"}", 0, "non-empty array of messages");
+  expect_parse_error("[{\"role\": \"robot\", \"content\": \"x\"}]", 0, "message 0: 'role' must be system, user or assistant");
+  expect_parse_error("[{\"role\": \"user\", \"content\": \"x\"}]", 0, "no assistant message");
+  expect_parse_error("[{\"role\": \"user\", \"content\": [{\"type\": \"audio\", \"audio\": \"a.wav\"}]}, {\"role\": \"assistant\", "
                "\"content\": \"x\"}]", 0, "message 0, content element 0: unsupported type 'audio'");
-  expect_error("[{\"role\": \"user\", \"content\": [{\"type\": \"video\", \"video\": \"v.mp4\", \"video_start\": \"1\"}]}, "
+  expect_parse_error("[{\"role\": \"user\", \"content\": [{\"type\": \"video\", \"video\": \"v.mp4\", \"video_start\": \"1\"}]}, "
                "{\"role\": \"assistant\", \"content\": \"x\"}]", 0, "'video_start' must be a number");
-  expect_error("[{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": [{\"type\": \"image\", "
+  expect_parse_error("[{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": [{\"type\": \"image\", "
                "\"image\": \"a.png\"}]}]", 0, "image elements are only allowed in user messages");
-  expect_error("[{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"q\"}]}, {\"role\": \"assistant\", "
+  expect_parse_error("[{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"q\"}]}, {\"role\": \"assistant\", "
                "\"content\": [{\"type\": \"text_stream\", \"text_stream\": [[1, 2, \"a\"]]}]}]", 0, "user content must be [video, text]");
-  expect_error("[{\"role\": \"user\", \"content\": [{\"type\": \"video\", \"video\": \"v.mp4\"}]}, {\"role\": \"assistant\", "
+  expect_parse_error("[{\"role\": \"user\", \"content\": [{\"type\": \"video\", \"video\": \"v.mp4\"}]}, {\"role\": \"assistant\", "
                "\"content\": [{\"type\": \"text_stream\", \"text_stream\": [[1, 2, \"a\"], [2, 3]]}]}]", 0,
                "text_stream element 1 is not [start, end, word]");
 }
@@ -150,7 +150,5 @@ int main(void) {
   parse_qa();
   bucketing();
   edge_case_interleave();
-  if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-  else printf("sample parser and bucketing: ok\n");
-  return failures ? 1 : 0;
+  return test_finish("test_prep_sample");
 }

@@ -3,7 +3,6 @@
 // the loader a missing shard, a truncated shard and a corrupt JPEG frame, with skip_corrupt counting and
 // leaving out what it skips.
 #include <hdf5.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,27 +13,13 @@
 #include "model.h"
 #include "shard.h"
 #include "shard_fixture.h"
+#include "testlib.h"
 #include "util.h"
-
-static int failures;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
 
 static const char *base;   // $TEST_TMPDIR/errors
 static char good[4200];    // a valid raw shard of 7 samples
 
-static char *path_of(const char *name) {
-  static char p[4][4200];   // a few live at once
-  static int next;
-  char *r = p[next++ % 4];
-  snprintf(r, sizeof p[0], "%s/%s", base, name);
-  return r;
-}
+static const char *path_of(const char *name) { return path_in(base, name); }
 
 static void run(const char *cmd) { LCC_CHECK(system(cmd) == 0, "failed: %s", cmd); }
 
@@ -44,22 +29,10 @@ static void copy(const char *from, const char *to) {
   run(cmd);
 }
 
-// The message of the last error contains every one of the strings (NULL-terminated list).
-static int says(const char *first, ...) {
-  const char *msg = lcc_last_error();
-  va_list ap;
-  va_start(ap, first);
-  int ok = 1;
-  for (const char *s = first; s; s = va_arg(ap, const char *)) ok &= strstr(msg, s) != NULL;
-  va_end(ap);
-  if (!ok) fprintf(stderr, "unexpected message: %s\n", msg);
-  return ok;
-}
-
 // Opening `path` fails with a message naming it and containing `want`.
 static void open_fails(const char *path, const char *want) {
   lcc_shard *s = lcc_shard_open(path);
-  CHECK(!s && says(path, want, NULL));
+  CHECK(!s && error_has(path, want, NULL));
   lcc_shard_close(s);
 }
 
@@ -91,9 +64,7 @@ static void set_int(hid_t f, const char *ds_name, int cols, hsize_t row, int col
 
 static void shard_errors(void) {
   open_fails(path_of("absent.h5"), "No such file or directory");
-  FILE *f = fopen(path_of("text.h5"), "w");
-  fputs("this is not HDF5\n", f);
-  fclose(f);
+  write_text(path_of("text.h5"), "this is not HDF5\n");
   open_fails(path_of("text.h5"), "not a readable HDF5 file (truncated?)");
 
   struct stat st;
@@ -140,8 +111,8 @@ static void shard_errors(void) {
   CHECK(s);
   if (s) {
     lcc_sample x;
-    CHECK(lcc_shard_read(s, 3, &x) == -1 && says(path_of("order.h5"), ": sample 3: /token_offset[4] = 1 is out of order", NULL));
-    CHECK(lcc_shard_read(s, 0, &x) == -1 && says(": sample 0: item 0: unknown kind 5", NULL));
+    CHECK(lcc_shard_read(s, 3, &x) == -1 && error_has(path_of("order.h5"), ": sample 3: /token_offset[4] = 1 is out of order", NULL));
+    CHECK(lcc_shard_read(s, 0, &x) == -1 && error_has(": sample 0: item 0: unknown kind 5", NULL));
     CHECK(lcc_shard_read(s, 1, &x) == 0 && x.n_tokens > 0);   // the others still read
     lcc_sample_free(&x);
     lcc_shard_close(s);
@@ -152,20 +123,20 @@ static void writer_errors(void) {
   lcc_shard_meta m;
   fx_meta(&m, LCC_CODEC_RAW);
   m.merge_size = 0;
-  CHECK(!lcc_shard_create(path_of("w.h5"), &m) && says(path_of("w.h5"), "merge_size 0", NULL));
+  CHECK(!lcc_shard_create(path_of("w.h5"), &m) && error_has(path_of("w.h5"), "merge_size 0", NULL));
   fx_meta(&m, LCC_CODEC_RAW);
   lcc_shard_writer *w = lcc_shard_create(path_of("w.h5"), &m);
   lcc_sample s;
   fx_sample(&s, &m, 0, 2);
   CHECK(lcc_shard_add(w, &s) == 0);
   s.items[1].first_pad = s.n_tokens - 1;   // its pads would run past the end
-  CHECK(lcc_shard_add(w, &s) == -1 && says(path_of("w.h5"), ": sample 1: item 1: pad tokens", NULL));
+  CHECK(lcc_shard_add(w, &s) == -1 && error_has(path_of("w.h5"), ": sample 1: item 1: pad tokens", NULL));
   s.items[1].first_pad = s.items[0].first_pad;   // overlaps the image's pads
-  CHECK(lcc_shard_add(w, &s) == -1 && says("sample 1: item 1: pad tokens", NULL));
+  CHECK(lcc_shard_add(w, &s) == -1 && error_has("sample 1: item 1: pad tokens", NULL));
   lcc_sample_free(&s);
   fx_sample(&s, &m, 1, 2);   // a video chunk of 4 frames: drop one
   s.n_frames--;
-  CHECK(lcc_shard_add(w, &s) == -1 && says("sample 1: item 0 needs frames up to 4, the sample has 3", NULL));
+  CHECK(lcc_shard_add(w, &s) == -1 && error_has("sample 1: item 0 needs frames up to 4, the sample has 3", NULL));
   lcc_sample_free(&s);
   CHECK(lcc_shard_finish(w) == 0);
   lcc_shard *r = lcc_shard_open(path_of("w.h5"));
@@ -179,22 +150,18 @@ static void writer_errors(void) {
 static const char *put_manifest(const char *text) {
   const char *dir = path_of("badmanifest");
   mkdir(dir, 0755);
-  char file[4300];
-  snprintf(file, sizeof file, "%s/manifest.json", dir);
-  FILE *f = fopen(file, "w");
-  fputs(text, f);
-  fclose(f);
+  write_text(path_in(dir, "manifest.json"), text);
   return dir;
 }
 
 static void manifest_fails(const char *text, const char *want) {
   lcc_manifest m;
-  CHECK(lcc_manifest_load(put_manifest(text), &m) == -1 && says("badmanifest/manifest.json: ", want, NULL));
+  CHECK(lcc_manifest_load(put_manifest(text), &m) == -1 && error_has("badmanifest/manifest.json: ", want, NULL));
 }
 
 static void manifest_errors(void) {
   lcc_manifest m;
-  CHECK(lcc_manifest_load(path_of("nowhere"), &m) == -1 && says("nowhere", "No such file or directory", NULL));
+  CHECK(lcc_manifest_load(path_of("nowhere"), &m) == -1 && error_has("nowhere", "No such file or directory", NULL));
   manifest_fails("{\"format\": ", "at line 1");
   manifest_fails("[]", "must be a JSON object");
   manifest_fails("{\"format\": \"other\"}", "key 'format'");
@@ -216,9 +183,9 @@ static void manifest_errors(void) {
   const char *empty = put_manifest("{\"format\": \"livecc-manifest\", \"version\": 1, \"tokenizer_hash\": \"ab\", "
                                    "\"total_samples\": 0, \"shards\": []}");
   lcc_loader_opts o = {.data = empty, .world_size = 1, .micro_batch = 1, .grad_accum = 1, .max_open_shards = 1};
-  CHECK(!lcc_loader_open(&o, 0) && says("manifest.json: the dataset is empty", NULL));
+  CHECK(!lcc_loader_open(&o, 0) && error_has("manifest.json: the dataset is empty", NULL));
   o.rank = 1;
-  CHECK(!lcc_loader_open(&o, 0) && says("rank 1 is outside world size 1", NULL));
+  CHECK(!lcc_loader_open(&o, 0) && error_has("rank 1 is outside world size 1", NULL));
 }
 
 // ---- the loader on damaged datasets: 15 JPEG samples in shards of 5, 6, 4, read in order 3 at a time ----
@@ -272,8 +239,7 @@ static void damage_frame(const char *shard, int64_t tag) {
   char *at = memmem(bytes, n, s.frame_data, (size_t)s.frame_off[1]);
   LCC_CHECK(at, "frame not found in %s", shard);
   memset(at, 0, (size_t)s.frame_off[1]);
-  FILE *f = fopen(shard, "wb");
-  LCC_CHECK(f && fwrite(bytes, 1, n, f) == n && !fclose(f), "cannot rewrite %s", shard);
+  write_file(shard, bytes, n);
   free(bytes);
   lcc_sample_free(&s);
 }
@@ -297,9 +263,9 @@ static void loader_errors(void) {
   snprintf(shard, sizeof shard, "%s/shard-00002.h5", missing);
   unlink(shard);
   l = open_dataset(missing, 0);
-  CHECK(read_epoch(l, &at) == -1 && at == 3 && says(shard, "No such file or directory", "manifest.json", "(reading sample 0)", NULL));
+  CHECK(read_epoch(l, &at) == -1 && at == 3 && error_has(shard, "No such file or directory", "manifest.json", "(reading sample 0)", NULL));
   lcc_owned_batch ob;
-  CHECK(lcc_loader_next(l, &ob) == -1 && says(shard, NULL));   // a failed loader keeps failing
+  CHECK(lcc_loader_next(l, &ob) == -1 && error_has(shard, NULL));   // a failed loader keeps failing
   lcc_loader_close(l);
   l = open_dataset(missing, 1);
   CHECK(read_epoch(l, &at) == 11 && lcc_loader_skipped(l) == 4);
@@ -311,11 +277,11 @@ static void loader_errors(void) {
   snprintf(shard, sizeof shard, "%s/shard-00001.h5", cut);
   LCC_CHECK(truncate(shard, 3000) == 0, "truncate");
   l = open_dataset(cut, 0);
-  CHECK(read_epoch(l, &at) == -1 && at == 1 && says(shard, "3000 bytes, but", "(truncated or rewritten?)", NULL));
+  CHECK(read_epoch(l, &at) == -1 && at == 1 && error_has(shard, "3000 bytes, but", "(truncated or rewritten?)", NULL));
   lcc_loader_close(l);
   refresh_manifest(cut, 1);
   l = open_dataset(cut, 0);
-  CHECK(read_epoch(l, &at) == -1 && at == 1 && says(shard, "not a readable HDF5 file (truncated?)", "(reading sample 0)", NULL));
+  CHECK(read_epoch(l, &at) == -1 && at == 1 && error_has(shard, "not a readable HDF5 file (truncated?)", "(reading sample 0)", NULL));
   lcc_loader_close(l);
   l = open_dataset(cut, 1);
   CHECK(read_epoch(l, &at) == 9 && lcc_loader_skipped(l) == 6);
@@ -327,7 +293,7 @@ static void loader_errors(void) {
   snprintf(shard, sizeof shard, "%s/shard-00001.h5", bad);
   damage_frame(shard, 6);
   l = open_dataset(bad, 0);
-  CHECK(read_epoch(l, &at) == -1 && at == 2 && says(shard, ": sample 1: item 0 frame 0: ", NULL));
+  CHECK(read_epoch(l, &at) == -1 && at == 2 && error_has(shard, ": sample 1: item 0 frame 0: ", NULL));
   lcc_loader_close(l);
   l = open_dataset(bad, 1);
   CHECK(read_epoch(l, &at) == 14 && lcc_loader_skipped(l) == 1);
@@ -336,7 +302,7 @@ static void loader_errors(void) {
 
 int main(void) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  base = fx_dir("errors");
+  base = test_fresh_dir("errors");
   lcc_shard_meta m;
   fx_meta(&m, LCC_CODEC_RAW);
   snprintf(good, sizeof good, "%s/good.h5", base);
@@ -352,7 +318,5 @@ int main(void) {
   writer_errors();
   manifest_errors();
   loader_errors();
-  if (failures) fprintf(stderr, "%d checks failed\n", failures);
-  else printf("shard errors: all checks passed\n");
-  return failures != 0;
+  return test_finish("test_shard_errors");
 }

@@ -9,16 +9,8 @@
 #include "model.h"
 #include "shard.h"
 #include "shard_fixture.h"
+#include "testlib.h"
 #include "util.h"
-
-static int failures;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
 
 static int same_sample(const lcc_sample *a, const lcc_sample *b) {
   return a->n_tokens == b->n_tokens && !memcmp(a->ids, b->ids, (size_t)a->n_tokens * sizeof(int32_t)) &&
@@ -67,7 +59,7 @@ static void round_trip(int codec, int n) {
   lcc_shard_meta m;
   fx_meta(&m, codec);
   char path[4200];
-  snprintf(path, sizeof path, "%s/one.h5", fx_dir(codec == LCC_CODEC_RAW ? "roundtrip_raw" : "roundtrip_jpeg"));
+  snprintf(path, sizeof path, "%s/one.h5", test_fresh_dir(codec == LCC_CODEC_RAW ? "roundtrip_raw" : "roundtrip_jpeg"));
   lcc_shard_writer *w = lcc_shard_create(path, &m);
   CHECK(w);
   if (!w) return;
@@ -125,7 +117,7 @@ static void round_trip(int codec, int n) {
 }
 
 static void crc_and_manifest(void) {
-  const char *dir = fx_dir("manifest");
+  const char *dir = test_fresh_dir("manifest");
   char path[4200];
   snprintf(path, sizeof path, "%s/check.txt", dir);
   FILE *f = fopen(path, "w");
@@ -159,7 +151,5 @@ int main(void) {
   round_trip(LCC_CODEC_RAW, 7);
   round_trip(LCC_CODEC_JPEG, 7);
   crc_and_manifest();
-  if (failures) fprintf(stderr, "%d checks failed\n", failures);
-  else printf("shard round trip: all checks passed\n");
-  return failures != 0;
+  return test_finish("test_shard_roundtrip");
 }

@@ -17,7 +17,6 @@
 #include <libavformat/avformat.h>
 #include <libswscale/swscale.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,36 +24,17 @@
 
 #include "json.h"
 #include "synth.h"
+#include "testlib.h"
 #include "tokenizer.h"
 #include "util.h"
 #ifdef LCC_SYNTH_HAVE_MEDIA
 #include "media.h"
 #endif
 
-static int failures = 0;
-
-// Counts and prints a failed expectation (passing ones stay quiet; summaries print "ok").
-static int expect(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int expect(int cond, const char *fmt, ...) {
-  if (cond) return 1;
-  va_list ap;
-  va_start(ap, fmt);
-  printf("FAIL ");
-  vprintf(fmt, ap);
-  printf("\n");
-  va_end(ap);
-  failures++;
-  return 0;
-}
-
-static void summary(int failures_before, const char *what) {
-  printf("%-4s %s\n", failures == failures_before ? "ok" : "FAIL", what);
-}
-
 // ---- running the generator --------------------------------------------------------------------------------
 
 static const char *synth_bin;
-static char tmp[512];
+static const char *tmp;   // $TEST_TMPDIR/synth, emptied at the start
 static const char *tokenizer_src = "configs/tokenizer/tiny/tokenizer.json";   // the generator's default
 
 static int run_synth(const char *out, const char *args) {
@@ -83,7 +63,7 @@ typedef struct {
 static int decode_video(const char *path, int fps, video *v) {
   memset(v, 0, sizeof *v);
   AVFormatContext *fmt = NULL;
-  if (!expect(avformat_open_input(&fmt, path, NULL, NULL) == 0, "%s: cannot open", path)) return -1;
+  if (!CHECKF(avformat_open_input(&fmt, path, NULL, NULL) == 0, "%s: cannot open", path)) return -1;
   LCC_CHECK(avformat_find_stream_info(fmt, NULL) >= 0, "%s: no stream info", path);
   const AVCodec *dec = NULL;
   int si = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &dec, 0);
@@ -198,7 +178,7 @@ static int parse_phrase(const word *w, int n, const char *where) {
   ok = ok && i < n && (colour = find_name(lcc_synth_colour_names, LCC_SYNTH_COLOURS, w[i++].word)) >= 0;
   ok = ok && i < n && find_name(lcc_synth_shape_names, LCC_SYNTH_SHAPES, w[i++].word) >= 0;
   if (ok && i < n) ok = i + 2 == n && !strcmp(w[i].word, "moving") && find_name(dirs, 4, w[i + 1].word) >= 0;
-  if (!expect(ok && i <= n, "%s: phrase starting '%s' (%d words) is not '[now] a [size] colour shape [moving dir]'",
+  if (!CHECKF(ok && i <= n, "%s: phrase starting '%s' (%d words) is not '[now] a [size] colour shape [moving dir]'",
               where, n ? w[0].word : "", n))
     return -1;
   return colour;
@@ -219,15 +199,15 @@ static int pick_frames(const video *v, double start, double end, int *pick, cons
   int first = -1, last = -1;
   for (int i = 0; i < v->T; i++)
     if (start <= v->end[i] && v->end[i] <= end) last = i, first = first < 0 ? i : first;
-  if (!expect(first >= 0, "%s: no frame inside [%g, %g]", where, start, end)) return 0;
+  if (!CHECKF(first >= 0, "%s: no frame inside [%g, %g]", where, start, end)) return 0;
   double t0 = v->end[first], stop = v->end[last] + 1e-6;
   int n = (int)ceil((stop - t0) / 0.5);   // numpy.arange(t0, stop, 0.5)
-  if (!expect(n <= 480, "%s: %d grid points, more than LiveCC's 480", where, n)) n = 480;
+  if (!CHECKF(n <= 480, "%s: %d grid points, more than LiveCC's 480", where, n)) n = 480;
   for (int j = 0; j < n; j++) {
     double t = t0 + 0.5 * j;
     int i = first;
     while (i <= last && v->end[i] < t) i++;
-    if (!expect(i <= last, "%s: no frame at or after %g (numpy's argmax would pick the first frame)", where, t)) i = first;
+    if (!CHECKF(i <= last, "%s: no frame at or after %g (numpy's argmax would pick the first frame)", where, t)) i = first;
     pick[j] = i;
   }
   if (n > 0 && n % 2) pick[n] = pick[n - 1], n++;   // repeat the last frame until the count is even
@@ -245,11 +225,11 @@ static void check_sample(const char *dir, const char *name, int line, const lcc_
                  *ve = lcc_json_get(vid, "video_end"), *text = lcc_json_get(txt, "text"),
                  *prev = lcc_json_get(txt, "previous"), *title = lcc_json_get(txt, "title"),
                  *role = lcc_json_get(lcc_json_at(root, 0), "role");
-  if (!expect(root->type == LCC_JSON_ARRAY && root->count == 2 && path && vs && ve && text && prev && title && stream &&
+  if (!CHECKF(root->type == LCC_JSON_ARRAY && root->count == 2 && path && vs && ve && text && prev && title && stream &&
                   role && !strcmp(role->str, "user") && stream->count > 0,
               "%s: not a LiveCC stream sample (user video + text, assistant text_stream)", where))
     return;
-  expect(pretrain ? !text->str[0] && !prev->str[0] : text->str[0] != 0,
+  CHECKF(pretrain ? !text->str[0] && !prev->str[0] : text->str[0] != 0,
          "%s: text '%s' / previous '%s' do not fit the %s form", where, text->str, prev->str,
          pretrain ? "Live-CC-5M" : "Live-WhisperX");
 
@@ -259,20 +239,20 @@ static void check_sample(const char *dir, const char *name, int line, const lcc_
   int ok = 1;
   for (int i = 0; i < nw; i++) {
     const lcc_json *e = lcc_json_at(stream, i);
-    ok &= expect(e->count == 3 && lcc_json_at(e, 2)->type == LCC_JSON_STRING, "%s: word %d is not [s, e, w]", where, i);
+    ok &= CHECKF(e->count == 3 && lcc_json_at(e, 2)->type == LCC_JSON_STRING, "%s: word %d is not [s, e, w]", where, i);
     if (!ok) break;
     w[i] = (word){lcc_json_at(e, 0)->number, lcc_json_at(e, 1)->number, lcc_json_at(e, 2)->str};
     int k = (int)floor(w[i].start);
-    ok &= expect(w[i].start < w[i].end && (i == 0 || w[i].start >= w[i - 1].end) && w[i].end > k + 0.05 &&
+    ok &= CHECKF(w[i].start < w[i].end && (i == 0 || w[i].start >= w[i - 1].end) && w[i].end > k + 0.05 &&
                      w[i].end < k + 0.95,
                  "%s: word %d '%s' [%g, %g] is not inside (%d.05, %d.95) in order", where, i, w[i].word, w[i].start,
                  w[i].end, k, k);
   }
-  ok = ok && expect(vs->number == w[0].start && ve->number == w[nw - 1].end,
+  ok = ok && CHECKF(vs->number == w[0].start && ve->number == w[nw - 1].end,
                     "%s: window [%g, %g] is not [first word start, last word end]", where, vs->number, ve->number);
   int colour_of[256];   // per second: the colour word's index, -1 when silent
   int b = ok ? (int)floor(w[nw - 1].start) : 0;
-  expect(b == sp->seconds - 1, "%s: the clip ends in second %d, not the video's last", where, b);
+  CHECKF(b == sp->seconds - 1, "%s: the clip ends in second %d, not the video's last", where, b);
   for (int k = 0; ok && k < sp->seconds; k++) {
     int i = 0;
     while (i < nw && (int)floor(w[i].start) < k) i++;
@@ -288,7 +268,7 @@ static void check_sample(const char *dir, const char *name, int line, const lcc_
     free(w);
     return;
   }
-  expect(v.T == sp->seconds * sp->fps && v.w == sp->w && v.h == sp->h && v.exact_times &&
+  CHECKF(v.T == sp->seconds * sp->fps && v.w == sp->w && v.h == sp->h && v.exact_times &&
              fabs(v.duration - sp->seconds) < 1e-9,
          "%s: %s has %d frames of %dx%d over %g s (exact frame times: %d), expected %d of %dx%d over %d s", where,
          path->str, v.T, v.w, v.h, v.duration, v.exact_times, sp->seconds * sp->fps, sp->w, sp->h, sp->seconds);
@@ -299,48 +279,48 @@ static void check_sample(const char *dir, const char *name, int line, const lcc_
   int cursor = 0;
   for (int c0 = 0; ok && c0 + 1 < n; c0 += c0 == 0 ? 6 : 2) {
     int c1 = c0 == 0 ? 6 : c0 + 2;   // frames [c0, c1)
-    if (!expect(c1 <= n, "%s: %d picked frames do not fill the first 6-frame chunk", where, n)) break;
+    if (!CHECKF(c1 <= n, "%s: %d picked frames do not fill the first 6-frame chunk", where, n)) break;
     int lo = pick[c0] / sp->fps, hi = pick[c1 - 1] / sp->fps;   // seconds the chunk's frames show
-    expect(c0 == 0 || lo == hi, "%s: chunk at frame %d shows seconds %d..%d", where, c0, lo, hi);
+    CHECKF(c0 == 0 || lo == hi, "%s: chunk at frame %d shows seconds %d..%d", where, c0, lo, hi);
     double t = v.end[pick[c1 - 1]];
     int taken = 0;
     while (cursor < nw && w[cursor].end <= t) {
       int k = (int)floor(w[cursor].start);
-      expect(k >= lo && k <= hi, "%s: word '%s' of second %d lands in the chunk showing seconds %d..%d", where,
+      CHECKF(k >= lo && k <= hi, "%s: word '%s' of second %d lands in the chunk showing seconds %d..%d", where,
              w[cursor].word, k, lo, hi);
       cursor++, taken++;
     }
-    expect(cursor < nw, "%s: every word is taken by frame %d (LiveCC would repeat the last word)", where, c0);
+    CHECKF(cursor < nw, "%s: every word is taken by frame %d (LiveCC would repeat the last word)", where, c0);
     tl->chunks++;
     int last_chunk = c1 >= n;
-    if (last_chunk) expect(taken == 0, "%s: the last chunk takes %d words (it should be silent and trimmed)", where, taken);
+    if (last_chunk) CHECKF(taken == 0, "%s: the last chunk takes %d words (it should be silent and trimmed)", where, taken);
     else if (c0 > 0 && taken == 0) tl->silent_chunks++;
     for (int f = c0; f < c1; f++) {   // the colour each sampled frame shows is the one its second names
       int k = pick[f] / sp->fps, got = frame_colour(v.rgb + (size_t)pick[f] * v.h * v.w * 3, v.h, v.w);
-      expect(got == colour_of[k], "%s: frame %d (second %d) shows %s, the words say %s", where, pick[f], k,
+      CHECKF(got == colour_of[k], "%s: frame %d (second %d) shows %s, the words say %s", where, pick[f], k,
              got < 0 ? "nothing" : lcc_synth_colour_names[got],
              colour_of[k] < 0 ? "nothing" : lcc_synth_colour_names[colour_of[k]]);
       tl->frames_checked++;
     }
   }
   for (int i = 0; i < cursor; i++)   // every word before the last second is taken, none of the last second
-    expect((int)floor(w[i].start) < b, "%s: word %d of the last second was taken", where, i);
+    CHECKF((int)floor(w[i].start) < b, "%s: word %d of the last second was taken", where, i);
   for (int i = cursor; i < nw; i++)
-    expect((int)floor(w[i].start) == b, "%s: word %d '%s' of second %d was never taken", where, i, w[i].word,
+    CHECKF((int)floor(w[i].start) == b, "%s: word %d '%s' of second %d was never taken", where, i, w[i].word,
            (int)floor(w[i].start));
 
 #ifdef LCC_SYNTH_HAVE_MEDIA
   lcc_video_budget bud;
   lcc_video_budget_default(&bud);
   lcc_frames fr;
-  if (expect(lcc_video_read_strict(vpath, vs->number, ve->number, &bud, &fr) == 0, "%s: lcc_video_read_strict: %s",
+  if (CHECKF(lcc_video_read_strict(vpath, vs->number, ve->number, &bud, &fr) == 0, "%s: lcc_video_read_strict: %s",
              where, lcc_last_error())) {
     int same = fr.T == n;
     for (int j = 0; same && j < n; j++) same = fr.pts[j] == v.end[pick[j]];
-    expect(same, "%s: lcc_video_read_strict picked %d frames, other times than the replay's %d", where, fr.T, n);
+    CHECKF(same, "%s: lcc_video_read_strict picked %d frames, other times than the replay's %d", where, fr.T, n);
     for (int j = 0; same && j < n; j++) {
       int k = pick[j] / sp->fps, got = frame_colour(fr.rgb + (size_t)j * fr.h * fr.w * 3, fr.h, fr.w);
-      expect(got == colour_of[k], "%s: lcc_video_read_strict frame %d (second %d) shows colour %d, the words say %d",
+      CHECKF(got == colour_of[k], "%s: lcc_video_read_strict frame %d (second %d) shows colour %d, the words say %d",
              where, j, k, got, colour_of[k]);
     }
     lcc_frames_free(&fr);
@@ -354,15 +334,15 @@ static void check_sample(const char *dir, const char *name, int line, const lcc_
 // ---- one JSONL file ---------------------------------------------------------------------------------------
 
 static void check_jsonl(const char *dir, const char *name, const spec *sp, int expect_samples, tally *tl) {
-  int before = failures;
+  int before = test_failures;
   size_t len;
   char *data = slurp(dir, name, &len);
-  if (!expect(data != NULL, "%s/%s: %s", dir, name, lcc_last_error())) return;
+  if (!CHECKF(data != NULL, "%s/%s: %s", dir, name, lcc_last_error())) return;
   int ascii = 1;
   for (size_t i = 0; i < len; i++) ascii &= (unsigned char)data[i] < 128 && data[i] != 0;
-  expect(ascii, "%s/%s: not pure ASCII", dir, name);
+  CHECKF(ascii, "%s/%s: not pure ASCII", dir, name);
   char *index_line = len ? memrchr(data, '\n', len) : NULL;
-  if (!expect(index_line && index_line + 1 < data + len, "%s/%s: no seek-index last line (or a trailing newline)",
+  if (!CHECKF(index_line && index_line + 1 < data + len, "%s/%s: no seek-index last line (or a trailing newline)",
               dir, name)) {
     free(data);
     return;
@@ -372,17 +352,17 @@ static void check_jsonl(const char *dir, const char *name, const spec *sp, int e
   const lcc_json *seeks = idx ? lcc_json_root(idx) : NULL;
   int n = 0;   // sample lines: every line before the index line
   for (char *p = data; p < index_line; p++) n += *p == '\n';
-  if (expect(seeks && seeks->type == LCC_JSON_ARRAY && (int)seeks->count == n && n == expect_samples,
+  if (CHECKF(seeks && seeks->type == LCC_JSON_ARRAY && (int)seeks->count == n && n == expect_samples,
              "%s/%s: seek index has %d entries for %d lines (expected %d samples)", dir, name,
              seeks ? (int)seeks->count : -1, n, expect_samples)) {
     size_t at = 0;
     for (int i = 0; i < n; i++) {   // entry i is the offset of line i
       const lcc_json *s = lcc_json_at(seeks, i);
-      expect(s->is_integer && (size_t)s->integer == at, "%s/%s: seek %d is %g, line starts at %zu", dir, name, i,
+      CHECKF(s->is_integer && (size_t)s->integer == at, "%s/%s: seek %d is %g, line starts at %zu", dir, name, i,
              s->number, at);
       char *nl = memchr(data + at, '\n', (size_t)(index_line - data) - at);
       lcc_json_doc *doc = lcc_json_parse(data + at, (size_t)(nl - data) - at, name);
-      if (expect(doc != NULL, "%s/%s line %d: %s", dir, name, i, lcc_last_error())) {
+      if (CHECKF(doc != NULL, "%s/%s line %d: %s", dir, name, i, lcc_last_error())) {
         check_sample(dir, name, i, lcc_json_root(doc), sp, !strcmp(name, "pretrain.jsonl"), tl);
         lcc_json_free(doc);
       }
@@ -393,7 +373,7 @@ static void check_jsonl(const char *dir, const char *name, const spec *sp, int e
   free(data);
   char what[256];
   snprintf(what, sizeof what, "%s/%s: %d samples, seek index, words, videos, alignment, colours", dir, name, n);
-  summary(before, what);
+  check(test_failures == before, what);
 }
 
 // Every word the generator says, with its leading space, and LiveCC's " ..." are single tokens.
@@ -402,7 +382,7 @@ static void check_tokens(const char *dir) {
   char path[1024];
   snprintf(path, sizeof path, "%s/%s/tokenizer.json", tmp, dir);
   lcc_tokenizer *tk = lcc_tokenizer_load(path);
-  if (!expect(tk != NULL, "%s", lcc_last_error())) return;
+  if (!CHECKF(tk != NULL, "%s", lcc_last_error())) return;
   lcc_tok_scratch *scratch = lcc_tok_scratch_new();
   for (int i = 0; i < LCC_SYNTH_COLOURS + LCC_SYNTH_SHAPES + 9 + 1; i++) {
     const char *w = i < LCC_SYNTH_COLOURS ? lcc_synth_colour_names[i]
@@ -412,7 +392,7 @@ static void check_tokens(const char *dir) {
     char text[32];
     snprintf(text, sizeof text, " %s", w);
     lcc_ids ids = {0};
-    expect(lcc_tokenizer_encode(tk, scratch, text, strlen(text), &ids) == 0 && ids.n == 1,
+    CHECKF(lcc_tokenizer_encode(tk, scratch, text, strlen(text), &ids) == 0 && ids.n == 1,
            "%s/tokenizer.json encodes '%s' as %d tokens", dir, text, ids.n);
     lcc_ids_free(&ids);
   }
@@ -425,13 +405,13 @@ static void check_dataset(const char *dir, const spec *sp, int videos, int heldo
   check_jsonl(dir, "pretrain.jsonl", sp, videos, &tl);
   check_jsonl(dir, "sft.jsonl", sp, videos, &tl);
   check_jsonl(dir, "heldout.jsonl", sp, heldout, &tl);
-  int before = failures;
-  expect(tl.silent_chunks > 0, "%s: no interior silent chunk in %d chunks", dir, tl.chunks);
+  int before = test_failures;
+  CHECKF(tl.silent_chunks > 0, "%s: no interior silent chunk in %d chunks", dir, tl.chunks);
   size_t n, n_src;
   char *readme = slurp(dir, "README.txt", &n), *tok = slurp(dir, "tokenizer.json", &n);
   char *src = lcc_read_file(tokenizer_src, &n_src);
-  expect(readme != NULL, "%s: no README.txt", dir);
-  expect(tok && src && n == n_src && !memcmp(tok, src, n), "%s/tokenizer.json is not a copy of %s", dir, tokenizer_src);
+  CHECKF(readme != NULL, "%s: no README.txt", dir);
+  CHECKF(tok && src && n == n_src && !memcmp(tok, src, n), "%s/tokenizer.json is not a copy of %s", dir, tokenizer_src);
   free(readme);
   free(tok);
   free(src);
@@ -444,7 +424,7 @@ static void check_dataset(const char *dir, const spec *sp, int videos, int heldo
          ""
 #endif
   );
-  summary(before, "silent seconds present, README.txt, tokenizer.json copied: every word one token");
+  check(test_failures == before, "silent seconds present, README.txt, tokenizer.json copied: every word one token");
 }
 
 // Byte-compares every file of two output directories.
@@ -459,12 +439,12 @@ static void compare_dirs(const char *a, const char *b, int videos, int want_same
     char *x = slurp(a, name, &na), *y = slurp(b, name, &nb);
     LCC_CHECK(x && y, "%s", lcc_last_error());
     int eq = na == nb && !memcmp(x, y, na);
-    if (want_same) expect(eq, "%s differs between %s and %s", name, a, b);
+    if (want_same) CHECKF(eq, "%s differs between %s and %s", name, a, b);
     same &= eq;
     free(x);
     free(y);
   }
-  if (!want_same) expect(!same, "%s and %s are identical although their seeds differ", a, b);
+  if (!want_same) CHECKF(!same, "%s and %s are identical although their seeds differ", a, b);
 }
 
 int main(int argc, char **argv) {
@@ -473,43 +453,33 @@ int main(int argc, char **argv) {
     return 2;
   }
   synth_bin = argv[1];
-  const char *base = getenv("TEST_TMPDIR");
-  snprintf(tmp, sizeof tmp, "%s", base ? base : "/tmp/test_synth");
-  char cmd[1200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", tmp, tmp);
-  LCC_CHECK(system(cmd) == 0, "cannot prepare %s", tmp);
+  tmp = test_fresh_dir("synth");
 
   // The default settings (112x112, 8 fps, libx264 when present), more silence than the default so that the
   // few short videos surely have interior silent seconds.
   const char *args = "--videos 3 --heldout 2 --seconds 8 --seed 11 --silence=0.3";
-  int before = failures;
-  expect(run_synth("first", args) == 0, "livecc-synth %s failed (see %s/first.log)", args, tmp);
-  snprintf(cmd, sizeof cmd, "%s/first", tmp);
-  char moved[600];
-  snprintf(moved, sizeof moved, "%s/kept", tmp);
-  LCC_CHECK(rename(cmd, moved) == 0, "rename %s", cmd);
-  expect(run_synth("first", args) == 0, "second run of livecc-synth %s failed", args);
+  int before = test_failures;
+  CHECKF(run_synth("first", args) == 0, "livecc-synth %s failed (see %s/first.log)", args, tmp);
+  LCC_CHECK(rename(path_in(tmp, "first"), path_in(tmp, "kept")) == 0, "rename %s/first", tmp);
+  CHECKF(run_synth("first", args) == 0, "second run of livecc-synth %s failed", args);
   compare_dirs("kept", "first", 5, 1);
-  expect(run_synth("other", "--videos 3 --heldout 2 --seconds 8 --seed 12 --silence=0.3") == 0, "seed 12 failed");
+  CHECKF(run_synth("other", "--videos 3 --heldout 2 --seconds 8 --seed 12 --silence=0.3") == 0, "seed 12 failed");
   compare_dirs("kept", "other", 5, 0);
-  summary(before, "same seed: byte-identical JSONL, README and videos; another seed: different files");
+  check(test_failures == before, "same seed: byte-identical JSONL, README and videos; another seed: different files");
   spec sp = {8, 8, 112, 112};
   check_dataset("first", &sp, 3, 2);
 
   // Another frame rate, a non-square size and the mpeg4 fallback encoder, through a config file.
-  snprintf(cmd, sizeof cmd, "%s/alt.conf", tmp);
-  FILE *f = fopen(cmd, "w");
-  LCC_CHECK(f, "cannot write %s", cmd);
-  fprintf(f, "# a run config\nfps = 16\nwidth = 128\nheight = 96\ncodec = mpeg4\nsilence = 0.3\n");
-  LCC_CHECK(fclose(f) == 0, "cannot write %s", cmd);
+  const char *conf = path_in(tmp, "alt.conf");
+  write_text(conf, "# a run config\nfps = 16\nwidth = 128\nheight = 96\ncodec = mpeg4\nsilence = 0.3\n");
   char alt[1300];
-  snprintf(alt, sizeof alt, "--config '%s' --videos=2 --heldout=1 --seconds=6 --seed=5", cmd);
-  expect(run_synth("alt", alt) == 0, "livecc-synth %s failed (see %s/alt.log)", alt, tmp);
+  snprintf(alt, sizeof alt, "--config '%s' --videos=2 --heldout=1 --seconds=6 --seed=5", conf);
+  CHECKF(run_synth("alt", alt) == 0, "livecc-synth %s failed (see %s/alt.log)", alt, tmp);
   spec sp2 = {16, 6, 128, 96};
   check_dataset("alt", &sp2, 2, 1);
 
   // Bad settings fail with one clear message and exit code 2.
-  before = failures;
+  before = test_failures;
   struct { const char *args, *must; } bad[] = {
       {"--seconds 3", "'seconds' must be 4..240"},
       {"--fps 10", "'fps' must be 2, 4, 8, 16 or 32"},
@@ -520,15 +490,12 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 5; i++) {
     int rc = run_synth("bad", bad[i].args);
     size_t n;
-    char path[700];
-    snprintf(path, sizeof path, "%s/bad.log", tmp);
-    char *log = lcc_read_file(path, &n);
-    expect(rc != 0 && log && strstr(log, bad[i].must), "livecc-synth %s: exit %d, log lacks \"%s\"", bad[i].args, rc,
+    char *log = lcc_read_file(path_in(tmp, "bad.log"), &n);
+    CHECKF(rc != 0 && log && strstr(log, bad[i].must), "livecc-synth %s: exit %d, log lacks \"%s\"", bad[i].args, rc,
            bad[i].must);
     free(log);
   }
-  summary(before, "bad flags: non-zero exit and a message naming the key");
+  check(test_failures == before, "bad flags: non-zero exit and a message naming the key");
 
-  printf("%s\n", failures ? "FAILED" : "all passed");
-  return failures ? 1 : 0;
+  return test_finish("test_synth");
 }
