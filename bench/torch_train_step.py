@@ -30,6 +30,8 @@ import transformers
 from safetensors.torch import load_file
 from transformers import Qwen2VLForConditionalGeneration
 
+TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])  # 4.50 (the fixtures' version) and 5.x both run
+
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
@@ -73,6 +75,8 @@ def split_samples(batch, image_token_id, video_token_id):
             p += n_tok
             item += 1
         s = {"input_ids": sid.view(1, -1), "labels": labels[a:b].view(1, -1)}
+        if TRANSFORMERS_MAJOR >= 5:  # 5.x wants the modality of each token for M-RoPE: text 0, image 1, video 2
+            s["mm_token_type_ids"] = ((sid == image_token_id).int() + 2 * (sid == video_token_id).int()).view(1, -1)
         for key_pix, key_grid, items in (("pixel_values", "image_grid_thw", img),
                                          ("pixel_values_videos", "video_grid_thw", vid)):
             if items:
@@ -106,19 +110,21 @@ def main():
     torch.manual_seed(0)
     dev = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
+    dtype_kw = "dtype" if TRANSFORMERS_MAJOR >= 5 else "torch_dtype"  # renamed in 5.0
     if args.random_init:
         config = transformers.AutoConfig.from_pretrained(args.model)
         model = Qwen2VLForConditionalGeneration._from_config(config, attn_implementation=args.attn,
-                                                             torch_dtype=dtype).to(dev)
+                                                             **{dtype_kw: dtype}).to(dev)
     else:
         model = Qwen2VLForConditionalGeneration.from_pretrained(args.model, attn_implementation=args.attn,
-                                                                torch_dtype=dtype).to(dev)
+                                                                **{dtype_kw: dtype}).to(dev)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     model.config.use_cache = False
-    if args.freeze_visual:
-        model.visual.requires_grad_(False)
+    if args.freeze_visual:  # transformers >= 4.52 moved the vision tower to model.model.visual
+        visual = model.visual if hasattr(model, "visual") else model.model.visual
+        visual.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     # HF Trainer "adamw_torch" defaults as used by LiveCC (LIVECC.md 5.1): betas (0.9, 0.999), eps 1e-8, wd 0
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)

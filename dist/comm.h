@@ -9,8 +9,10 @@
 // all-gather the updated parameters so every rank holds them all.
 //
 // Asynchronous work: lcc_comm_submit queues an operation that runs in order behind the caller's compute
-// (a communication thread for MPI, a communication stream for NCCL); lcc_comm_wait blocks until every
-// queued operation is done. Blocking calls must not be made while operations are queued.
+// (a communication thread for MPI, a communication stream for NCCL); lcc_comm_wait orders what follows
+// after every queued operation: MPI blocks the caller until they are done, NCCL makes the backend's stream
+// wait for them (the host goes on, so the exposed time it reports is ~0: read it from GPU events instead).
+// Blocking calls must not be made while operations are queued.
 #ifndef LCC_COMM_H
 #define LCC_COMM_H
 

@@ -238,8 +238,8 @@ static void nccl_destroy(lcc_comm *c) {
   free(c);
 #ifdef LCC_HAVE_MPI
   int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
+  MPI_CHECK(MPI_Finalized(&finalized));
+  if (!finalized) MPI_CHECK(MPI_Finalize());
 #endif
 }
 
@@ -278,6 +278,17 @@ static int find_ranks(lcc_comm *c) {
   return 0;
 }
 
+// 1 when `failed` is nonzero on any rank.
+static int any_rank(int failed) {
+#ifdef LCC_HAVE_MPI
+  int any = 0;
+  MPI_CHECK(MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  return any;
+#else
+  return failed;
+#endif
+}
+
 lcc_comm *lcc_comm_nccl(lcc_backend *be) {
   if (strcmp(be->name, "cuda")) {
     lcc_error("the NCCL communicator needs the CUDA backend (this one is '%s')", be->name);
@@ -293,13 +304,14 @@ lcc_comm *lcc_comm_nccl(lcc_backend *be) {
   if (find_ranks(c) < 0) goto fail;
   CUDA_OK(cudaGetDeviceCount(&n_dev));
   CUDA_OK(cudaStreamGetDevice(im->compute, &device));
-  if (c->local_world > n_dev) {
-    lcc_error("%d ranks on this node but %d GPU(s): NCCL needs one GPU per rank", c->local_world, n_dev);
-    goto fail;
-  }
-  if (device != c->local_rank) {
-    lcc_error("rank %d is local rank %d, so it must use GPU %d, but its CUDA backend was made on GPU %d "
-              "(make the backend with lcc_cuda_backend(local rank))", c->rank, c->local_rank, c->local_rank, device);
+  int failed = 0;
+  if (c->local_world > n_dev)
+    failed = lcc_error("%d ranks on this node but %d GPU(s): NCCL needs one GPU per rank", c->local_world, n_dev);
+  else if (device != c->local_rank)
+    failed = lcc_error("rank %d is local rank %d, so it must use GPU %d, but its CUDA backend was made on GPU %d "
+                       "(make the backend with lcc_cuda_backend(local rank))", c->rank, c->local_rank, c->local_rank, device);
+  if (any_rank(failed)) {   // all ranks give up together: none is left waiting for the id in join()
+    if (!failed) lcc_error("another rank could not take its GPU (its message says why)");
     goto fail;
   }
   CUDA_OK(cudaSetDevice(device));

@@ -540,6 +540,9 @@ typedef struct attn_state {
   size_t delta_cap;        // floats
   int32_t *cu_host;        // host copy of cu_seqlens (cuDNN plans need the lengths)
   int cu_cap;
+  const int32_t *cu_dev;   // ...of this device array with these sizes, made after upload number cu_uploads
+  int cu_n_seq, cu_T;
+  unsigned long long cu_uploads;
   int dkdv_smem_set;       // the dK dV kernel may use DKDV_SMEM bytes of shared memory
   struct attn_state *next;
 } attn_state;
@@ -604,8 +607,12 @@ static void check_shape(const char *op, int Hq, int Hkv, int D, const void *p0, 
   LCC_CHECK(cuda_aligned(p0, 16) && cuda_aligned(p1, 16) && cuda_aligned(p2, 16), "%s: tensors must be 16-byte aligned", op);
 }
 
-// cu_seqlens on the host, checked as the CPU backend checks it. Waits for the stream.
-static const int32_t *host_seqlens(attn_state *st, cudaStream_t s, const int32_t *cu, int n_seq, int T) {
+// cu_seqlens on the host, checked as the CPU backend checks it. The model writes cu_seqlens only by upload
+// (once per batch) and every layer reads the same array, so the copy is made (waiting for the stream) only
+// when the array, its sizes or the upload count changed: not once per layer.
+static const int32_t *host_seqlens(lcc_backend *be, attn_state *st, cudaStream_t s, const int32_t *cu, int n_seq, int T) {
+  const unsigned long long uploads = cuda_of(be)->uploads;
+  if (cu == st->cu_dev && n_seq == st->cu_n_seq && T == st->cu_T && uploads == st->cu_uploads) return st->cu_host;
   if (n_seq + 1 > st->cu_cap) {
     st->cu_cap = n_seq + 1;
     st->cu_host = (int32_t *)lcc_realloc(st->cu_host, (size_t)st->cu_cap * sizeof(int32_t));
@@ -616,6 +623,7 @@ static const int32_t *host_seqlens(attn_state *st, cudaStream_t s, const int32_t
   for (int i = 0; i < n_seq; i++)
     LCC_CHECK(h[0] >= 0 && h[i + 1] >= h[i] && h[i + 1] <= T, "attention: cu_seqlens[%d..%d] = %d..%d outside [0, %d]", i,
               i + 1, h[i], h[i + 1], T);
+  st->cu_dev = cu, st->cu_n_seq = n_seq, st->cu_T = T, st->cu_uploads = uploads;
   return h;
 }
 
@@ -634,7 +642,7 @@ static int try_cudnn(lcc_backend *be, attn_state *st, int bwd, void *dst, float 
     fprintf(stderr, "livecc: attention: cuDNN unavailable (%s); using the built-in kernels\n", why);
     return 0;
   }
-  const int32_t *cu_host = host_seqlens(st, s, cu, n_seq, T);
+  const int32_t *cu_host = host_seqlens(be, st, s, cu, n_seq, T);
   lcc_sdpa_call c = {s, (const bf16 *)qkv, cu_host, n_seq, T, Hq, Hkv, D, causal, st->path == PATH_CUDNN};
   int rc = bwd ? lcc_sdpa_bwd(st->sdpa, &c, (bf16 *)dst, (const bf16 *)out, (const bf16 *)dout, lse, why, sizeof why)
                : lcc_sdpa_fwd(st->sdpa, &c, (bf16 *)dst, lse, why, sizeof why);
@@ -669,6 +677,7 @@ static void cuda_attention_bwd(lcc_backend *be, void *dqkv, const void *dout, co
   attn_state *st = state_of(be);
   cudaStream_t s = lcc_cuda_stream(be);
   check_shape("attention_bwd", Hq, Hkv, D, dqkv, qkv, dout);
+  LCC_CHECK(cuda_aligned(out, 16), "attention_bwd: tensors must be 16-byte aligned");
   const size_t row = (size_t)(Hq + 2 * Hkv) * D;
   CUDA_CHECK(cudaMemsetAsync(dqkv, 0, (size_t)(T > 0 ? T : 0) * row * sizeof(bf16), s));   // rows outside sequences
   if (n_seq <= 0 || T <= 0) return;

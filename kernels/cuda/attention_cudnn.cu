@@ -327,8 +327,14 @@ static void graph_bwd(builder *b, const plan_key *k) {
 
 // ---- plans ----
 
+// Freeing a descriptor we made fails only on a bug: stop there.
+static void destroy_desc(cudnnBackendDescriptor_t d) {
+  const cudnnStatus_t st = cudnnBackendDestroyDescriptor(d);
+  LCC_CHECK(st == CUDNN_STATUS_SUCCESS, "cudnnBackendDestroyDescriptor: %s", cudnnGetErrorString(st));
+}
+
 static void entry_free(plan_entry *e) {
-  for (int i = e->n_descs - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(e->descs[i]);
+  for (int i = e->n_descs - 1; i >= 0; i--) destroy_desc(e->descs[i]);
   free(e);
 }
 
@@ -467,6 +473,10 @@ static int refuse(char *why, size_t why_len, const char *fmt, ...) {
 
 // Plans for every run (none executes unless all exist); the workspace they need, with room for the
 // statistics (and, backward, the row sums) of the largest run. Returns -1 with why set.
+// Floats from the stats to the backward's row sums in the workspace: rounded up so the sums keep the 16-byte
+// alignment every tensor of the graph declares.
+static size_t stats_stride(int64_t stats) { return ((size_t)stats + 63) & ~(size_t)63; }
+
 static int prepare(lcc_sdpa *p, const lcc_sdpa_call *c, int bwd, const runs *r, plan_entry **plans, size_t *stats_off,
                    char *why, size_t why_len) {
   if (c->D % 8 || c->D > 256) return refuse(why, why_len, "head dim %d (cuDNN needs a multiple of 8 up to 256)", c->D);
@@ -487,7 +497,7 @@ static int prepare(lcc_sdpa *p, const lcc_sdpa_call *c, int bwd, const runs *r, 
     if ((int64_t)B * c->Hq * S > stats) stats = (int64_t)B * c->Hq * S;
   }
   *stats_off = ((size_t)ws + 255) / 256 * 256;
-  const size_t need = *stats_off + (size_t)stats * sizeof(float) * (bwd ? 2 : 1);
+  const size_t need = *stats_off + stats_stride(stats) * sizeof(float) * (bwd ? 2 : 1);
   if (need > p->ws_cap) {
     if (p->ws) {
       CUDA_CHECK(cudaStreamSynchronize(c->stream));   // queued work may still use it
@@ -532,7 +542,7 @@ static int execute(lcc_sdpa *p, const lcc_sdpa_call *c, plan_entry *e, int n, co
   if (st == CUDNN_STATUS_SUCCESS) st = cudnnBackendFinalize(pack);
   if (st == CUDNN_STATUS_SUCCESS) st = cudnnSetStream(p->handle, c->stream);
   if (st == CUDNN_STATUS_SUCCESS) st = cudnnBackendExecute(p->handle, e->plan, pack);
-  if (pack) cudnnBackendDestroyDescriptor(pack);
+  if (pack) destroy_desc(pack);
   if (st == CUDNN_STATUS_SUCCESS) return 0;
   char last[160] = "";
   cudnnGetLastErrorString(last, sizeof last);
@@ -572,7 +582,7 @@ int lcc_sdpa_bwd(lcc_sdpa *p, const lcc_sdpa_call *c, bf16 *dqkv, const bf16 *ou
   float scale = 1.0f / sqrtf((float)c->D), neg_inf = -INFINITY, unit = 1.0f;
   for (int i = 0; i < r.n && !rc; i++) {
     const int r0 = c->cu[r.first[i]], S = c->cu[r.first[i] + 1] - r0, B = r.count[i];
-    float *stats = (float *)((char *)p->ws + stats_off), *sum = stats + (size_t)B * c->Hq * S;
+    float *stats = (float *)((char *)p->ws + stats_off), *sum = stats + stats_stride((int64_t)B * c->Hq * S);
     stats_copy(c, (float *)lse, stats, B, S, r0, 0);
     bf16 *q = (bf16 *)c->qkv + (long)r0 * row, *dq = dqkv + (long)r0 * row;
     const long kofs = (long)c->Hq * c->D, vofs = (long)(c->Hq + c->Hkv) * c->D;
@@ -603,6 +613,7 @@ void lcc_sdpa_destroy(lcc_sdpa *p) {
   for (int i = 0; i < MAX_PLANS; i++)
     if (p->plans[i]) entry_free(p->plans[i]);
   if (p->ws) CUDA_CHECK(cudaFree(p->ws));
-  cudnnDestroy(p->handle);
+  const cudnnStatus_t st = cudnnDestroy(p->handle);
+  LCC_CHECK(st == CUDNN_STATUS_SUCCESS, "cudnnDestroy: %s", cudnnGetErrorString(st));
   free(p);
 }

@@ -57,6 +57,7 @@ static void cuda_free(lcc_backend *be, void *p) {
 static void cuda_upload(lcc_backend *be, void *dst, const void *host_src, size_t bytes) {
   if (!bytes) return;
   cudaStream_t s = cuda_of(be)->stream;
+  cuda_of(be)->uploads++;
   CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, s));
   CUDA_CHECK(cudaStreamSynchronize(s));
 }

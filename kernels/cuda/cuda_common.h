@@ -66,6 +66,7 @@ typedef struct {
   struct cuda_gemm_cache *gemm;   // cuBLASLt workspace and cached plans per GEMM shape
   void *scratch[SCRATCH_COUNT];
   size_t scratch_bytes[SCRATCH_COUNT];
+  unsigned long long uploads;     // upload calls so far: host copies of device data stay valid until the next
 } cuda_impl;
 
 static inline cuda_impl *cuda_of(lcc_backend *be) { return (cuda_impl *)be->impl; }
