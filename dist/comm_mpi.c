@@ -1,25 +1,12 @@
 // MPI communicator on host memory. Queued operations run on a communication thread, in order, so that
 // gradient buckets reduce while the main thread computes the next layers' backward.
-#include <mpi.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
-#include "comm.h"
-#include "util.h"
-
-#define MPI_CHECK(call)                                                            \
-  do {                                                                             \
-    int err_ = (call);                                                             \
-    if (err_ != MPI_SUCCESS) {                                                     \
-      char msg_[MPI_MAX_ERROR_STRING];                                             \
-      int len_ = 0;                                                                \
-      MPI_Error_string(err_, msg_, &len_);                                         \
-      lcc_fatal("%s failed: %s", #call, msg_);                                     \
-    }                                                                              \
-  } while (0)
+#include "mpi_host.h"
 
 // MPI counts are int: every collective runs over slabs of at most this many elements.
 #define SLAB ((size_t)1 << 28)
@@ -80,27 +67,6 @@ static void mpi_allgather(lcc_comm *c, void *buf, const size_t *counts, size_t e
   MPI_CHECK(MPI_Type_free(&type));
   free(k);
 }
-
-static double mpi_sum_f64(lcc_comm *c, double x) {
-  double y;
-  MPI_CHECK(MPI_Allreduce(&x, &y, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-  return y;
-}
-
-static int64_t mpi_max_i64(lcc_comm *c, int64_t x) {
-  int64_t y;
-  MPI_CHECK(MPI_Allreduce(&x, &y, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD));
-  return y;
-}
-
-static void mpi_bcast(lcc_comm *c, void *buf, size_t bytes, int root) {
-  for (size_t i = 0; i < bytes; i += SLAB) {
-    int k = (int)(bytes - i < SLAB ? bytes - i : SLAB);
-    MPI_CHECK(MPI_Bcast((char *)buf + i, k, MPI_BYTE, root, MPI_COMM_WORLD));
-  }
-}
-
-static void mpi_barrier(lcc_comm *c) { MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
 
 // ---- the communication thread ----
 
@@ -168,13 +134,6 @@ static double mpi_busy_seconds(lcc_comm *c) {
   return s;
 }
 
-static void mpi_abort(lcc_comm *c, int code) {
-  fflush(stdout);
-  fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, code);
-  exit(code);   // not reached
-}
-
 static void mpi_destroy(lcc_comm *c) {
   mpi_impl *im = c->impl;
   pthread_mutex_lock(&im->lock);
@@ -186,43 +145,31 @@ static void mpi_destroy(lcc_comm *c) {
   pthread_cond_destroy(&im->changed);
   free(im);
   free(c);
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
+  lcc_mpi_end();
 }
 
 lcc_comm *lcc_comm_mpi(lcc_backend *be) {
-  int inited = 0, provided = 0;
-  MPI_CHECK(MPI_Initialized(&inited));
-  if (!inited) MPI_CHECK(MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided));
-  else MPI_CHECK(MPI_Query_thread(&provided));
-  if (provided < MPI_THREAD_SERIALIZED) {
-    lcc_error("MPI provides thread level %d; livecc-train needs MPI_THREAD_SERIALIZED or better", provided);
+  lcc_comm *c = lcc_calloc(1, sizeof *c);
+  // the main thread's blocking calls and the communication thread's queued ones never overlap (comm.h)
+  if (lcc_mpi_start(c, MPI_THREAD_SERIALIZED, "MPI_THREAD_SERIALIZED")) {
+    free(c);
     return NULL;
   }
-  lcc_comm *c = lcc_calloc(1, sizeof *c);
   mpi_impl *im = lcc_calloc(1, sizeof *im);
   c->name = "mpi";
   c->impl = im;
   im->be = be;
-  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &c->rank));
-  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &c->world));
-  MPI_Comm node;
-  MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
-  MPI_CHECK(MPI_Comm_rank(node, &c->local_rank));
-  MPI_CHECK(MPI_Comm_size(node, &c->local_world));
-  MPI_CHECK(MPI_Comm_free(&node));
   c->allreduce = mpi_allreduce;
   c->reduce_scatter = mpi_reduce_scatter;
   c->allgather = mpi_allgather;
-  c->sum_f64 = mpi_sum_f64;
-  c->max_i64 = mpi_max_i64;
-  c->bcast = mpi_bcast;
-  c->barrier = mpi_barrier;
+  c->sum_f64 = lcc_mpi_sum_f64;
+  c->max_i64 = lcc_mpi_max_i64;
+  c->bcast = lcc_mpi_bcast;
+  c->barrier = lcc_mpi_barrier;
   c->submit = mpi_submit;
   c->wait = mpi_wait;
   c->busy_seconds = mpi_busy_seconds;
-  c->abort = mpi_abort;
+  c->abort = lcc_mpi_abort;
   c->destroy = mpi_destroy;
   pthread_mutex_init(&im->lock, NULL);
   pthread_cond_init(&im->changed, NULL);

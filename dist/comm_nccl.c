@@ -14,7 +14,7 @@
 #include <string.h>
 
 #ifdef LCC_HAVE_MPI
-#include <mpi.h>
+#include "mpi_host.h"
 #endif
 
 #include "backend.h"
@@ -32,19 +32,6 @@
     cudaError_t e_ = (call);                                                                    \
     if (e_ != cudaSuccess) lcc_fatal("%s failed: %s", #call, cudaGetErrorString(e_));            \
   } while (0)
-
-#ifdef LCC_HAVE_MPI
-#define MPI_CHECK(call)                                                                            \
-  do {                                                                                             \
-    int err_ = (call);                                                                             \
-    if (err_ != MPI_SUCCESS) {                                                                     \
-      char msg_[MPI_MAX_ERROR_STRING];                                                             \
-      int len_ = 0;                                                                                \
-      MPI_Error_string(err_, msg_, &len_);                                                         \
-      lcc_fatal("%s failed: %s", #call, msg_);                                                     \
-    }                                                                                              \
-  } while (0)
-#endif
 
 // comm_nccl_add.cu: out[0..n) += a[0..n) on stream s.
 void lcc_nccl_add_f32(float *out, const float *a, size_t n, cudaStream_t s);
@@ -178,43 +165,14 @@ static double nccl_busy_seconds(lcc_comm *c) {
   return im->busy_s;
 }
 
-// ---- host values: MPI across ranks, the identity for one rank without MPI ----
+// ---- host values: MPI across ranks (mpi_host.c), the identity for one rank without MPI ----
 
-#ifdef LCC_HAVE_MPI
-static double nccl_sum_f64(lcc_comm *c, double x) {
-  double y;
-  MPI_CHECK(MPI_Allreduce(&x, &y, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-  return y;
-}
-
-static int64_t nccl_max_i64(lcc_comm *c, int64_t x) {
-  int64_t y;
-  MPI_CHECK(MPI_Allreduce(&x, &y, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD));
-  return y;
-}
-
-static void nccl_bcast(lcc_comm *c, void *buf, size_t bytes, int root) {
-  const size_t slab = (size_t)1 << 30;   // MPI counts are int
-  for (size_t i = 0; i < bytes; i += slab) {
-    const int k = (int)(bytes - i < slab ? bytes - i : slab);
-    MPI_CHECK(MPI_Bcast((char *)buf + i, k, MPI_BYTE, root, MPI_COMM_WORLD));
-  }
-}
-
-static void nccl_barrier(lcc_comm *c) { MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
-
-static void nccl_abort(lcc_comm *c, int code) {
-  fflush(stdout);
-  fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, code);   // ends every rank, including those waiting inside NCCL kernels
-  exit(code);                        // not reached
-}
-#else
-static double nccl_sum_f64(lcc_comm *c, double x) { return x; }
-static int64_t nccl_max_i64(lcc_comm *c, int64_t x) { return x; }
-static void nccl_bcast(lcc_comm *c, void *buf, size_t bytes, int root) {}
-static void nccl_barrier(lcc_comm *c) {}
-static void nccl_abort(lcc_comm *c, int code) {
+#ifndef LCC_HAVE_MPI
+static double one_sum_f64(lcc_comm *c, double x) { return x; }
+static int64_t one_max_i64(lcc_comm *c, int64_t x) { return x; }
+static void one_bcast(lcc_comm *c, void *buf, size_t bytes, int root) {}
+static void one_barrier(lcc_comm *c) {}
+static void one_abort(lcc_comm *c, int code) {
   fflush(stdout);
   fflush(stderr);
   exit(code);
@@ -237,9 +195,7 @@ static void nccl_destroy(lcc_comm *c) {
   free(im);
   free(c);
 #ifdef LCC_HAVE_MPI
-  int finalized = 0;
-  MPI_CHECK(MPI_Finalized(&finalized));
-  if (!finalized) MPI_CHECK(MPI_Finalize());
+  lcc_mpi_end();
 #endif
 }
 
@@ -255,27 +211,15 @@ static void join(lcc_comm *c, nccl_impl *im, int device) {
 #endif
 }
 
-// Rank, world and local rank (MPI_Init_thread as comm_mpi.c). Returns -1 with lcc_error().
+// Rank, world and local rank. Returns -1 with lcc_error().
 static int find_ranks(lcc_comm *c) {
 #ifdef LCC_HAVE_MPI
-  int inited = 0, provided = 0;
-  MPI_CHECK(MPI_Initialized(&inited));
-  if (!inited) MPI_CHECK(MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided));
-  else MPI_CHECK(MPI_Query_thread(&provided));
-  if (provided < MPI_THREAD_FUNNELED)
-    return lcc_error("MPI provides thread level %d; livecc-train needs MPI_THREAD_FUNNELED or better", provided);
-  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &c->rank));
-  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &c->world));
-  MPI_Comm node;
-  MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
-  MPI_CHECK(MPI_Comm_rank(node, &c->local_rank));
-  MPI_CHECK(MPI_Comm_size(node, &c->local_world));
-  MPI_CHECK(MPI_Comm_free(&node));
+  return lcc_mpi_start(c, MPI_THREAD_FUNNELED, "MPI_THREAD_FUNNELED");   // only the calling thread uses MPI
 #else
   c->rank = c->local_rank = 0;
   c->world = c->local_world = 1;
-#endif
   return 0;
+#endif
 }
 
 // 1 when `failed` is nonzero on any rank.
@@ -322,14 +266,22 @@ lcc_comm *lcc_comm_nccl(lcc_backend *be) {
   c->allreduce = nccl_allreduce;
   c->reduce_scatter = nccl_reduce_scatter;
   c->allgather = nccl_allgather;
-  c->sum_f64 = nccl_sum_f64;
-  c->max_i64 = nccl_max_i64;
-  c->bcast = nccl_bcast;
-  c->barrier = nccl_barrier;
+#ifdef LCC_HAVE_MPI
+  c->sum_f64 = lcc_mpi_sum_f64;
+  c->max_i64 = lcc_mpi_max_i64;
+  c->bcast = lcc_mpi_bcast;
+  c->barrier = lcc_mpi_barrier;
+  c->abort = lcc_mpi_abort;   // ends every rank, including those waiting inside NCCL kernels
+#else
+  c->sum_f64 = one_sum_f64;
+  c->max_i64 = one_max_i64;
+  c->bcast = one_bcast;
+  c->barrier = one_barrier;
+  c->abort = one_abort;
+#endif
   c->submit = nccl_submit;
   c->wait = nccl_wait;
   c->busy_seconds = nccl_busy_seconds;
-  c->abort = nccl_abort;
   c->destroy = nccl_destroy;
   return c;
 fail:

@@ -14,25 +14,6 @@
 // ---------------------------------------------------------------------------------------------------------
 // inputs, made once
 
-static uint64_t rng_state = 0x853C49E6748FEA9Bull;
-
-static uint32_t rand_u32(void) {
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
-}
-
-static float rand_normal(void) {
-  double u1 = (rand_u32() + 0.5) / 4294967296.0, u2 = (rand_u32() + 0.5) / 4294967296.0;
-  return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
-}
-
-static float *randn(size_t n) {
-  float *x = lcc_malloc(n * sizeof(float));
-  for (size_t i = 0; i < n; i++) x[i] = rand_normal();
-  return x;
-}
 
 // CE_T: rows of the LM head test, 322 with a target: two chunks of 256, the second partial.
 enum { T = 203, C = 333, LC = 256, LOC = 384, I = 77, V = 1000, CE_T = 403, CE_C = 64, SC_C = 600, M = 60,
@@ -52,18 +33,18 @@ typedef struct {
 static inputs in;
 
 static void make_inputs(void) {
-  in.x = randn((size_t)T * C), in.x2 = randn((size_t)T * C), in.w = randn(C), in.b = randn(C);
-  in.dy = randn((size_t)T * C);
-  in.lin_x = randn((size_t)T * LC), in.lin_w = randn((size_t)LOC * LC), in.lin_b = randn(LOC);
-  in.lin_dy = randn((size_t)T * LOC), in.lin_dw0 = randn((size_t)LOC * LC);
-  in.gu = randn((size_t)T * 2 * I), in.gu_dy = randn((size_t)T * I);
-  in.table = randn((size_t)V * C);
-  for (int t = 0; t < T; t++) in.ids[t] = (int32_t)(rand_u32() % 50);   // many repeats
-  for (int t = 0; t < CE_T; t++) in.targets[t] = t % 5 == 2 ? -100 : (int32_t)(rand_u32() % V);
+  in.x = test_randn((size_t)T * C, 1.0f), in.x2 = test_randn((size_t)T * C, 1.0f), in.w = test_randn(C, 1.0f), in.b = test_randn(C, 1.0f);
+  in.dy = test_randn((size_t)T * C, 1.0f);
+  in.lin_x = test_randn((size_t)T * LC, 1.0f), in.lin_w = test_randn((size_t)LOC * LC, 1.0f), in.lin_b = test_randn(LOC, 1.0f);
+  in.lin_dy = test_randn((size_t)T * LOC, 1.0f), in.lin_dw0 = test_randn((size_t)LOC * LC, 1.0f);
+  in.gu = test_randn((size_t)T * 2 * I, 1.0f), in.gu_dy = test_randn((size_t)T * I, 1.0f);
+  in.table = test_randn((size_t)V * C, 1.0f);
+  for (int t = 0; t < T; t++) in.ids[t] = (int32_t)(test_rand_u32() % 50);   // many repeats
+  for (int t = 0; t < CE_T; t++) in.targets[t] = t % 5 == 2 ? -100 : (int32_t)(test_rand_u32() % V);
   for (int k = 0; k < M; k++) in.rows[k] = (k * 37) % T;   // distinct: 37 and 203 are coprime
-  in.ce_x = randn((size_t)CE_T * CE_C), in.ce_w = randn((size_t)V * CE_C), in.ce_weights = randn(CE_T);
-  in.sc_x = randn((size_t)T * SC_C), in.sc_feats = randn((size_t)M * SC_C);
-  in.p = randn(NV), in.g = randn(NV), in.m = randn(NV), in.v = randn(NV);
+  in.ce_x = test_randn((size_t)CE_T * CE_C, 1.0f), in.ce_w = test_randn((size_t)V * CE_C, 1.0f), in.ce_weights = test_randn(CE_T, 1.0f);
+  in.sc_x = test_randn((size_t)T * SC_C, 1.0f), in.sc_feats = test_randn((size_t)M * SC_C, 1.0f);
+  in.p = test_randn(NV, 1.0f), in.g = test_randn(NV, 1.0f), in.m = test_randn(NV, 1.0f), in.v = test_randn(NV, 1.0f);
   for (int i = 0; i < NV; i++) in.v[i] = in.v[i] * in.v[i];   // second moments are >= 0
 }
 
@@ -228,6 +209,7 @@ static void run_all(int n_threads, results *rs) {
 }
 
 int main(void) {
+  test_seed(0x853C49E6748FEA9Bull);
   make_inputs();
   static const int threads[3] = {1, 2, 3};
   static results rs[3];

@@ -16,28 +16,8 @@
 static lcc_backend *be;
 
 // ---------------------------------------------------------------------------------------------------------
-// random numbers (xorshift64*, Box-Muller), buffers
+// buffers (random inputs: testlib)
 
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-
-static uint32_t rand_u32(void) {
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
-}
-
-static double rand_uniform(void) { return (rand_u32() + 0.5) / 4294967296.0; }   // (0, 1)
-
-static float rand_normal(void) {
-  return (float)(sqrt(-2.0 * log(rand_uniform())) * cos(2.0 * M_PI * rand_uniform()));
-}
-
-static float *randn(size_t n, float scale) {   // [n] ~ N(0, scale^2)
-  float *x = lcc_malloc(n * sizeof(float));
-  for (size_t i = 0; i < n; i++) x[i] = scale * rand_normal();
-  return x;
-}
 
 static float *filled(size_t n, float value) {
   float *x = lcc_malloc(n * sizeof(float));
@@ -143,10 +123,10 @@ static double linear_loss(void *p) {
 
 static void test_linear_grad(int with_bias) {
   int N = 6, C = 5, OC = 7;
-  linear_ctx c = {filled((size_t)N * OC, 0), randn((size_t)N * C, 1), randn((size_t)OC * C, 1),
-                  with_bias ? randn(OC, 1) : NULL, randn((size_t)N * OC, 1), N, C, OC};
-  float *dinp = filled((size_t)N * C, NAN), *dw0 = randn((size_t)OC * C, 1), *dw = dup(dw0, (size_t)OC * C);
-  float *db0 = randn(OC, 1), *db = dup(db0, OC);
+  linear_ctx c = {filled((size_t)N * OC, 0), test_randn((size_t)N * C, 1), test_randn((size_t)OC * C, 1),
+                  with_bias ? test_randn(OC, 1) : NULL, test_randn((size_t)N * OC, 1), N, C, OC};
+  float *dinp = filled((size_t)N * C, NAN), *dw0 = test_randn((size_t)OC * C, 1), *dw = dup(dw0, (size_t)OC * C);
+  float *db0 = test_randn(OC, 1), *db = dup(db0, OC);
   be->linear_bwd(be, dinp, dw, with_bias ? db : NULL, c.R, c.inp, c.w, N, C, OC);
   sub_inplace(dw, dw0, (size_t)OC * C);
   sub_inplace(db, db0, OC);
@@ -164,8 +144,8 @@ static void test_linear_grad(int with_bias) {
 // dw: A transposed) into several cpu_gemm tiles.
 static void test_linear_values(void) {
   int N = 150, C = 70, OC = 130;
-  float *inp = randn((size_t)N * C, 1), *w = randn((size_t)OC * C, 1), *b = randn(OC, 1);
-  float *dout = randn((size_t)N * OC, 1), *out = filled((size_t)N * OC, NAN);
+  float *inp = test_randn((size_t)N * C, 1), *w = test_randn((size_t)OC * C, 1), *b = test_randn(OC, 1);
+  float *dout = test_randn((size_t)N * OC, 1), *out = filled((size_t)N * OC, NAN);
   float *dinp = filled((size_t)N * C, NAN), *dw = filled((size_t)OC * C, 0), *db = filled(OC, 0);
   double *ref_out = calloc((size_t)N * OC, sizeof(double)), *ref_dinp = calloc((size_t)N * C, sizeof(double));
   double *ref_dw = calloc((size_t)OC * C, sizeof(double)), *ref_db = calloc(OC, sizeof(double));
@@ -219,8 +199,8 @@ static double layernorm_loss(void *p) {
 }
 
 static norm_ctx norm_ctx_new(int N, int C) {
-  norm_ctx c = {filled((size_t)N * C, 0), filled(N, 0), filled(N, 0), randn((size_t)N * C, 1), randn(C, 1),
-                randn(C, 1), randn((size_t)N * C, 1), N, C};
+  norm_ctx c = {filled((size_t)N * C, 0), filled(N, 0), filled(N, 0), test_randn((size_t)N * C, 1), test_randn(C, 1),
+                test_randn(C, 1), test_randn((size_t)N * C, 1), N, C};
   for (int i = 0; i < N * C; i++) c.inp[i] += 0.5f;   // a nonzero mean, so LayerNorm's centering matters
   return c;
 }
@@ -233,8 +213,8 @@ static void test_rmsnorm(void) {
   int N = 5, C = 12;
   norm_ctx c = norm_ctx_new(N, C);
   rmsnorm_loss(&c);
-  float *dinp0 = randn((size_t)N * C, 1), *dinp = dup(dinp0, (size_t)N * C);
-  float *dw0 = randn(C, 1), *dw = dup(dw0, C);
+  float *dinp0 = test_randn((size_t)N * C, 1), *dinp = dup(dinp0, (size_t)N * C);
+  float *dw0 = test_randn(C, 1), *dw = dup(dw0, C);
   be->rmsnorm_bwd(be, dinp, dw, c.R, c.inp, c.w, c.rstd, N, C);
   sub_inplace(dinp, dinp0, (size_t)N * C);
   sub_inplace(dw, dw0, C);
@@ -257,8 +237,8 @@ static void test_layernorm(void) {
   int N = 5, C = 12;
   norm_ctx c = norm_ctx_new(N, C);
   layernorm_loss(&c);
-  float *dinp0 = randn((size_t)N * C, 1), *dinp = dup(dinp0, (size_t)N * C);
-  float *dw0 = randn(C, 1), *dw = dup(dw0, C), *db0 = randn(C, 1), *db = dup(db0, C);
+  float *dinp0 = test_randn((size_t)N * C, 1), *dinp = dup(dinp0, (size_t)N * C);
+  float *dw0 = test_randn(C, 1), *dw = dup(dw0, C), *db0 = test_randn(C, 1), *db = dup(db0, C);
   be->layernorm_bwd(be, dinp, dw, db, c.R, c.inp, c.w, c.mean, c.rstd, N, C);
   sub_inplace(dinp, dinp0, (size_t)N * C);
   sub_inplace(dw, dw0, C);
@@ -303,7 +283,7 @@ static void test_elementwise(void) {
   int N = 4, I = 6;
   for (int which = 0; which < 3; which++) {
     size_t n = which == 0 ? (size_t)N * 2 * I : 60, n_out = which == 0 ? (size_t)N * I : n;
-    elem_ctx c = {filled(n_out, 0), randn(n, 1.5f), randn(n_out, 1), n, N, I, which};
+    elem_ctx c = {filled(n_out, 0), test_randn(n, 1.5f), test_randn(n_out, 1), n, N, I, which};
     float *dinp = filled(n, NAN);
     if (which == 0) be->swiglu_bwd(be, dinp, c.R, c.inp, N, I);
     if (which == 1) be->quick_gelu_bwd(be, dinp, c.R, c.inp, n);
@@ -327,7 +307,7 @@ static void test_elementwise(void) {
     free(ref), free(dinp), free(c.out), free(c.inp), free(c.R);
   }
   // add is exact
-  float *a = randn(1000, 1), *b = randn(1000, 1), *out = filled(1000, NAN), *ref = filled(1000, 0);
+  float *a = test_randn(1000, 1), *b = test_randn(1000, 1), *out = filled(1000, NAN), *ref = filled(1000, 0);
   for (int i = 0; i < 1000; i++) ref[i] = a[i] + b[i];
   be->add(be, out, a, b, 1000);
   check_exact("add", out, ref, sizeof(float) * 1000);
@@ -353,10 +333,10 @@ static double rope_loss(void *p) {
 static void test_rope(void) {
   int T = 5, Hq = 4, Hkv = 2, D = 8, half = D / 2, row = (Hq + 2 * Hkv) * D;
   size_t n = (size_t)T * row;
-  rope_ctx c = {randn(n, 1), filled(n, 0), filled((size_t)T * half, 0), filled((size_t)T * half, 0), randn(n, 1),
+  rope_ctx c = {test_randn(n, 1), filled(n, 0), filled((size_t)T * half, 0), filled((size_t)T * half, 0), test_randn(n, 1),
                 T, Hq, Hkv, D};
   for (int i = 0; i < T * half; i++) {
-    double theta = 10.0 * rand_uniform();
+    double theta = 10.0 * test_rand_uniform();
     c.cos[i] = (float)cos(theta);
     c.sin[i] = (float)sin(theta);
   }
@@ -432,7 +412,7 @@ static void test_attention(const char *tag, const int32_t *cu, int n_seq, int Hq
                            size_t n_sample) {
   int T = cu[n_seq], row = (Hq + 2 * Hkv) * D;
   size_t n = (size_t)T * row, n_out = (size_t)T * Hq * D;
-  attn_ctx c = {randn(n, 1), filled(n_out, 0), filled((size_t)Hq * T, 0), randn(n_out, 1), cu, n_seq, T, Hq, Hkv,
+  attn_ctx c = {test_randn(n, 1), filled(n_out, 0), filled((size_t)Hq * T, 0), test_randn(n_out, 1), cu, n_seq, T, Hq, Hkv,
                 D, causal};
   attn_loss(&c);
   double *ref_out = lcc_malloc(n_out * sizeof(double)), *ref_lse = lcc_malloc((size_t)Hq * T * sizeof(double));
@@ -452,7 +432,7 @@ static void test_attention(const char *tag, const int32_t *cu, int n_seq, int Hq
     size_t m = 0, part = (size_t)T * (part_hi[p] - part_lo[p]);
     if (n_sample && n_sample < part) {   // random coordinates of the part
       for (; m < n_sample; m++) {
-        size_t k = rand_u32() % part;
+        size_t k = test_rand_u32() % part;
         idx[m] = k / (part_hi[p] - part_lo[p]) * row + part_lo[p] + k % (part_hi[p] - part_lo[p]);
       }
     } else {
@@ -484,8 +464,8 @@ static double embed_loss(void *p) {
 static void test_embedding(void) {
   static const int32_t ids[9] = {3, 0, 3, 6, 1, 3, 0, 5, 2};   // repeated ids sum their rows
   int V = 7, C = 5, T = 9;
-  embed_ctx c = {filled((size_t)T * C, 0), randn((size_t)V * C, 1), randn((size_t)T * C, 1), ids, T, C};
-  float *dt0 = randn((size_t)V * C, 1), *dt = dup(dt0, (size_t)V * C);
+  embed_ctx c = {filled((size_t)T * C, 0), test_randn((size_t)V * C, 1), test_randn((size_t)T * C, 1), ids, T, C};
+  float *dt0 = test_randn((size_t)V * C, 1), *dt = dup(dt0, (size_t)V * C);
   be->embedding_bwd(be, dt, ids, c.R, T, C);
   sub_inplace(dt, dt0, (size_t)V * C);
   check_grad("embedding dtable", embed_loss, &c, c.table, dt, (size_t)V * C, 1e-2f);
@@ -512,8 +492,8 @@ static double scatter_loss(void *p) {
 static void test_scatter_rows(void) {
   static const int32_t rows[3] = {6, 1, 3};
   int T = 8, M = 3, C = 5;
-  scatter_ctx c = {randn((size_t)T * C, 1), filled((size_t)T * C, 0), randn((size_t)M * C, 1),
-                   randn((size_t)T * C, 1), rows, T, M, C};
+  scatter_ctx c = {test_randn((size_t)T * C, 1), filled((size_t)T * C, 0), test_randn((size_t)M * C, 1),
+                   test_randn((size_t)T * C, 1), rows, T, M, C};
   float *dfeats = filled((size_t)M * C, NAN), *dx = dup(c.R, (size_t)T * C);
   be->scatter_rows_bwd(be, dfeats, dx, rows, M, C);
   check_grad("scatter_rows dfeats", scatter_loss, &c, c.feats, dfeats, (size_t)M * C, 1e-2f);
@@ -548,11 +528,11 @@ static double ce_loss(void *p) {
 }
 
 static ce_ctx ce_ctx_new(int T, int C, int V) {
-  ce_ctx c = {filled(T, NAN), randn((size_t)T * C, 1), randn((size_t)V * C, 0.5f), filled(T, 0),
+  ce_ctx c = {filled(T, NAN), test_randn((size_t)T * C, 1), test_randn((size_t)V * C, 0.5f), filled(T, 0),
               lcc_malloc((size_t)T * sizeof(int32_t)), T, C, V};
   for (int t = 0; t < T; t++) {
-    c.targets[t] = t % 4 == 1 ? -100 : (int32_t)(rand_u32() % V);   // every 4th row ignored
-    c.weights[t] = (float)(0.2 + rand_uniform());
+    c.targets[t] = t % 4 == 1 ? -100 : (int32_t)(test_rand_u32() % V);   // every 4th row ignored
+    c.weights[t] = (float)(0.2 + test_rand_uniform());
   }
   return c;
 }
@@ -590,7 +570,7 @@ static void naive_ce(const ce_ctx *c, double *losses, double *dx, double *dw) {
 static void test_lm_head_ce_grad(void) {
   int T = 10, C = 8, V = 40;
   ce_ctx c = ce_ctx_new(T, C, V);
-  float *dx = filled((size_t)T * C, NAN), *dw0 = randn((size_t)V * C, 1), *dw = dup(dw0, (size_t)V * C);
+  float *dx = filled((size_t)T * C, NAN), *dw0 = test_randn((size_t)V * C, 1), *dw = dup(dw0, (size_t)V * C);
   be->lm_head_ce(be, c.losses, dx, dw, c.x, c.w, c.targets, c.weights, T, C, V);
   sub_inplace(dw, dw0, (size_t)V * C);
   check_grad("lm_head_ce dx", ce_loss, &c, c.x, dx, (size_t)T * C, 1e-2f);
@@ -627,11 +607,11 @@ static void test_lm_head_ce_values(void) {
 static void test_adamw(void) {
   size_t n = 37;
   float lr = 1e-2f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, gs = 0.5f;
-  float *p = randn(n, 1), *m = filled(n, 0), *v = filled(n, 0);
+  float *p = test_randn(n, 1), *m = filled(n, 0), *v = filled(n, 0);
   double *rp = lcc_malloc(n * sizeof(double)), *rm = calloc(n, sizeof(double)), *rv = calloc(n, sizeof(double));
   for (size_t i = 0; i < n; i++) rp[i] = p[i];
   for (int step = 1; step <= 3; step++) {
-    float *g = randn(n, 1);
+    float *g = test_randn(n, 1);
     be->adamw(be, p, NULL, g, m, v, n, lr, b1, b2, eps, wd, step, gs);
     for (size_t i = 0; i < n; i++) {   // torch.optim.AdamW, in double
       double gi = (double)g[i] * gs;
@@ -662,7 +642,7 @@ static void test_expf(void) {
 
 static void test_utilities(void) {
   size_t n = 100003;
-  float *x = randn(n, 1), *y = dup(x, n);
+  float *x = test_randn(n, 1), *y = dup(x, n);
   double ref = 0.0;
   for (size_t i = 0; i < n; i++) ref += (double)x[i] * x[i];
   check_tol("sum_squares vs double", fabs(be->sum_squares(be, x, n) - ref) / ref, 1e-12);
@@ -679,7 +659,7 @@ static void test_utilities(void) {
   check_exact("to_act/from_act round trip", back, x, 1001 * sizeof(float));
   be->free(be, buf);
   // add_f32, copy_rows, release
-  float *a = randn(n, 1), *b = randn(n, 1), *sum = dup(a, n);
+  float *a = test_randn(n, 1), *b = test_randn(n, 1), *sum = dup(a, n);
   be->add_f32(be, sum, b, n);
   int ok = 1;
   for (size_t i = 0; i < n; i++) ok &= sum[i] == a[i] + b[i];
@@ -703,7 +683,7 @@ static void test_utilities(void) {
 // Attention of the last Tn rows against a cache equals the causal attention of the whole sequence there.
 static void test_attention_cached(int Tc, int Tn, int Hq, int Hkv, int D) {
   const int row = (Hq + 2 * Hkv) * D, KV = Hkv * D;
-  float *qkv = randn((size_t)Tc * row, 1), *lse = filled((size_t)Hq * Tc, 0), *full = filled((size_t)Tc * Hq * D, 0);
+  float *qkv = test_randn((size_t)Tc * row, 1), *lse = filled((size_t)Hq * Tc, 0), *full = filled((size_t)Tc * Hq * D, 0);
   float *kc = filled((size_t)Tc * KV, 0), *vc = filled((size_t)Tc * KV, 0), *out = filled((size_t)Tn * Hq * D, 0);
   const int32_t cu[2] = {0, Tc};
   be->attention_fwd(be, full, lse, qkv, cu, 1, Tc, Hq, Hkv, D, 1);

@@ -1,6 +1,7 @@
 #include "testlib.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,4 +121,46 @@ int test_finish(const char *name) {
   }
   printf("%s: OK\n", name);
   return 0;
+}
+
+static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+
+void test_seed(uint64_t seed) { rng_state = seed ? seed : 0x2545F4914F6CDD1Dull; }   // xorshift needs a nonzero state
+
+uint32_t test_rand_u32(void) {
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+double test_rand_uniform(void) { return (test_rand_u32() + 0.5) / 4294967296.0; }
+
+float test_rand_normal(void) {
+  const double u1 = test_rand_uniform(), u2 = test_rand_uniform();   // sequenced: the same values on every compiler
+  return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+}
+
+float *test_randn(size_t n, float scale) {
+  float *x = lcc_malloc((n ? n : 1) * sizeof(float));
+  for (size_t i = 0; i < n; i++) x[i] = scale * test_rand_normal();
+  return x;
+}
+
+double rel_l2(const float *x, const float *ref, size_t n) {
+  double num = 0.0, den = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    const double d = (double)x[i] - ref[i];
+    num += d * d, den += (double)ref[i] * ref[i];
+  }
+  return sqrt(num / (den > 0.0 ? den : 1.0));
+}
+
+double max_abs_diff(const float *x, const float *ref, size_t n) {
+  double m = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    const double d = fabs((double)x[i] - ref[i]);
+    if (!(d <= m)) m = d;   // keeps NaN
+  }
+  return m;
 }

@@ -5,6 +5,7 @@
 #define LCC_TESTLIB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 extern int test_failures;   // failed checks so far
 
@@ -38,6 +39,18 @@ const char *test_fresh_dir(const char *name);
 // Whole files; a failure to write is fatal.
 void write_file(const char *path, const void *data, size_t n);
 void write_text(const char *path, const char *text);
+
+// Random test inputs: one xorshift64* stream per program, reseeded by test_seed.
+void test_seed(uint64_t seed);
+uint32_t test_rand_u32(void);
+double test_rand_uniform(void);                 // in (0, 1)
+float test_rand_normal(void);                   // N(0, 1), Box-Muller (first uniform for the radius)
+float *test_randn(size_t n, float scale);       // [n] ~ N(0, scale^2), malloc'd
+
+// Error measures against a reference: sqrt(sum (x - ref)^2 / sum ref^2) (a zero reference divides by 1) and
+// the largest |x - ref|; NaN in x gives NaN (rel) or stays the maximum (max).
+double rel_l2(const float *x, const float *ref, size_t n);
+double max_abs_diff(const float *x, const float *ref, size_t n);
 
 // Prints "<name>: OK" (stdout) or "<name>: N check(s) failed" (stderr); returns the exit status, 0 or 1.
 int test_finish(const char *name);

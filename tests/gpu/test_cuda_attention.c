@@ -34,28 +34,6 @@ static const attn_case cases[] = {
     {"ViT blocks, D 80", 4, 4, 80, 0, 10, {196, 196, 196, 196, 196, 196, 64, 64, 64, 64}},
 };
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static double uniform(void) {
-  rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
-  return ((rng_state >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
-static float normal(void) { return (float)(sqrt(-2.0 * log(uniform())) * cos(6.283185307179586 * uniform())); }
-
-static double rel_l2(const float *x, const float *ref, size_t n) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < n; i++) num += ((double)x[i] - ref[i]) * ((double)x[i] - ref[i]), den += (double)ref[i] * ref[i];
-  return sqrt(num / (den > 0.0 ? den : 1.0));
-}
-
-static double max_abs(const float *x, const float *ref, size_t n) {
-  double m = 0.0;
-  for (size_t i = 0; i < n; i++) {
-    double d = fabs((double)x[i] - ref[i]);
-    if (!(d <= m)) m = d;   // keeps NaN
-  }
-  return m;
-}
-
 // Device act buffer of n values from host floats; rounded holds them as the device stores them.
 static void *to_device(lcc_backend *g, const float *x, size_t n, float *rounded) {
   float *f = g->alloc(g, n * sizeof(float));
@@ -103,8 +81,8 @@ static void run_case(lcc_backend *g, lcc_backend *cpu, const attn_case *c) {
   const int T = cu[c->n_seq], Hq = c->Hq, Hkv = c->Hkv, D = c->D, row = (Hq + 2 * Hkv) * D, HD = Hq * D;
   const size_t nqkv = (size_t)T * row, nout = (size_t)T * HD, nlse = (size_t)Hq * T;
   float *qkv = lcc_malloc(nqkv * sizeof(float)), *dout = lcc_malloc(nout * sizeof(float));
-  for (size_t i = 0; i < nqkv; i++) qkv[i] = (i % row < (size_t)(Hq + Hkv) * D ? 1.5f : 1.0f) * normal();   // q, k sharper
-  for (size_t i = 0; i < nout; i++) dout[i] = normal();
+  for (size_t i = 0; i < nqkv; i++) qkv[i] = (i % row < (size_t)(Hq + Hkv) * D ? 1.5f : 1.0f) * test_rand_normal();   // q, k sharper
+  for (size_t i = 0; i < nout; i++) dout[i] = test_rand_normal();
   void *d_qkv = to_device(g, qkv, nqkv, qkv), *d_dout = to_device(g, dout, nout, dout);
   int32_t *d_cu = g->alloc(g, sizeof cu);
   g->upload(g, d_cu, cu, sizeof cu);
@@ -128,7 +106,7 @@ static void run_case(lcc_backend *g, lcc_backend *cpu, const attn_case *c) {
   cpu->attention_fwd(cpu, out_c, lse_c, qkv, cu, c->n_seq, T, Hq, Hkv, D, c->causal);
   check_tol("forward out (rel L2)", rel_l2(out_g, out_c, nout), 1e-2);
   check_tol("forward lse (rel L2)", rel_l2(lse_g, lse_c, nlse), 1e-3);
-  check_tol("forward lse (max abs)", max_abs(lse_g, lse_c, nlse), 1e-2);
+  check_tol("forward lse (max abs)", max_abs_diff(lse_g, lse_c, nlse), 1e-2);
   check(same_bytes(g, d_out, d_out2, nout * g->act_bytes) && same_bytes(g, d_lse, d_lse2, nlse * sizeof(float)),
         "forward repeated: bit-identical");
 
@@ -162,7 +140,7 @@ static void run_cached(lcc_backend *g, int Hq, int Hkv, int D, int T, int Tn) {
   const int row = (Hq + 2 * Hkv) * D, HD = Hq * D, KD = Hkv * D;
   const size_t nqkv = (size_t)T * row, ab = g->act_bytes;
   float *qkv = lcc_malloc(nqkv * sizeof(float));
-  for (size_t i = 0; i < nqkv; i++) qkv[i] = normal();
+  for (size_t i = 0; i < nqkv; i++) qkv[i] = test_rand_normal();
   void *d_qkv = to_device(g, qkv, nqkv, qkv);
   int32_t cu[2] = {0, T}, *d_cu = g->alloc(g, sizeof cu);
   g->upload(g, d_cu, cu, sizeof cu);
@@ -188,7 +166,7 @@ static void run_cached(lcc_backend *g, int Hq, int Hkv, int D, int T, int Tn) {
 static void run_timing(lcc_backend *g, int T, int Hq, int Hkv, int D, int causal) {
   const size_t nqkv = (size_t)T * (Hq + 2 * Hkv) * D, nout = (size_t)T * Hq * D, ab = g->act_bytes;
   float *x = lcc_malloc(nqkv * sizeof(float));
-  for (size_t i = 0; i < nqkv; i++) x[i] = normal();
+  for (size_t i = 0; i < nqkv; i++) x[i] = test_rand_normal();
   void *d_qkv = to_device(g, x, nqkv, x), *d_dout = to_device(g, x, nout, x);
   int32_t cu[2] = {0, T}, *d_cu = g->alloc(g, sizeof cu);
   g->upload(g, d_cu, cu, sizeof cu);
@@ -212,6 +190,7 @@ static void run_timing(lcc_backend *g, int T, int Hq, int Hkv, int D, int causal
 }
 
 int main(void) {
+  test_seed(0x9E3779B97F4A7C15ull);
   char why[256] = "";
   if (lcc_cuda_device_count(why, sizeof why) == 0) {
     printf("SKIP: no CUDA device: %s\n", why);

@@ -16,12 +16,6 @@
 #include "testlib.h"
 #include "util.h"
 
-static double rel_l2(const float *a, const float *ref, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) num += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]), den += (double)ref[i] * ref[i];
-  return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 // Logits of every row of the last forward as fp32 on the host.
 static float *logits_of(lcc_model *m, int T) {
   lcc_backend *be = m->be;

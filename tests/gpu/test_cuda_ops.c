@@ -27,22 +27,8 @@
 static lcc_backend *cpu, *gpu;
 
 // ---------------------------------------------------------------------------------------------------------
-// random numbers (xorshift64*, Box-Muller), bf16 rounding, tracked buffers
+// bf16 rounding, tracked buffers (random inputs: testlib)
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint32_t rand_u32(void) {
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
-}
-
-static double rand_uniform(void) { return (rand_u32() + 0.5) / 4294967296.0; }   // (0, 1)
-
-static float rand_normal(void) {
-  return (float)(sqrt(-2.0 * log(rand_uniform())) * cos(2.0 * M_PI * rand_uniform()));
-}
 
 // x rounded to the nearest bf16 (ties to even), as __float2bfloat16_rn.
 static float bf16_round(float x) {
@@ -77,13 +63,13 @@ static void free_all(void) {
 
 static float *randn_bf16(size_t n, float scale) {   // [n] ~ N(0, scale^2), exactly representable in bf16
   float *x = hmalloc(n * sizeof(float));
-  for (size_t i = 0; i < n; i++) x[i] = bf16_round(scale * rand_normal());
+  for (size_t i = 0; i < n; i++) x[i] = bf16_round(scale * test_rand_normal());
   return x;
 }
 
 static float *randn_f32(size_t n, float scale) {
   float *x = hmalloc(n * sizeof(float));
-  for (size_t i = 0; i < n; i++) x[i] = scale * rand_normal();
+  for (size_t i = 0; i < n; i++) x[i] = scale * test_rand_normal();
   return x;
 }
 
@@ -435,7 +421,7 @@ static void test_rope_case(int T, int Hq, int Hkv, int D, int off) {
   float *qkv = randn_bf16(n, 1.0f), *cs = hmalloc((size_t)T * half * sizeof(float));
   float *sn = hmalloc((size_t)T * half * sizeof(float));
   for (size_t i = 0; i < (size_t)T * half; i++) {
-    double theta = 10.0 * rand_uniform() - 5.0;
+    double theta = 10.0 * test_rand_uniform() - 5.0;
     cs[i] = (float)cos(theta), sn[i] = (float)sin(theta);
   }
   float *ref = copy_of(qkv, n);
@@ -476,7 +462,7 @@ static void test_pointwise(void) {
 static void test_embedding_case(int T, int V, int C, int hot_id, int hot_count, int off) {
   char name[96];
   int32_t *ids = hmalloc((size_t)T * sizeof(int32_t));
-  for (int t = 0; t < T; t++) ids[t] = (int32_t)(rand_u32() % (uint32_t)V);
+  for (int t = 0; t < T; t++) ids[t] = (int32_t)(test_rand_u32() % (uint32_t)V);
   for (int k = 0; k < hot_count && k < T; k++) ids[(k * 7) % T] = hot_id;   // one id spanning several chunks
   float *table = randn_bf16((size_t)V * C, 1.0f), *dout = randn_bf16((size_t)T * C, 1.0f);
   float *dt0 = randn_f32((size_t)V * C, 1.0f);
@@ -553,7 +539,7 @@ static void test_lm_head_case(int T, int C, int V, int off) {
   int32_t *targets = hmalloc((size_t)T * sizeof(int32_t));
   int n_valid = 0;
   for (int t = 0; t < T; t++) {
-    targets[t] = rand_u32() % 5 == 0 ? -100 : (int32_t)(rand_u32() % (uint32_t)V);
+    targets[t] = test_rand_u32() % 5 == 0 ? -100 : (int32_t)(test_rand_u32() % (uint32_t)V);
     n_valid += targets[t] >= 0;
   }
   float *weights = hmalloc((size_t)T * sizeof(float));
@@ -652,6 +638,7 @@ static void test_optim(void) {
 }
 
 int main(void) {
+  test_seed(0x9E3779B97F4A7C15ull);
   char why[256] = "";
   if (lcc_cuda_device_count(why, sizeof why) == 0) {
     printf("SKIP: no CUDA device: %s\n", why);
