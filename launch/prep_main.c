@@ -1,5 +1,6 @@
 // livecc-prep: LiveCC JSONL files + their videos -> pre-interleaved samples in HDF5 shards + manifest.json.
 //   livecc-prep [--config FILE] [--key=value ...]
+//   livecc-prep --verify=DIR [--workers=N]       (check a prepared dataset against its manifest)
 // Re-running with the same settings finishes an interrupted job (finished shards are kept).
 #include <libavutil/log.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include "runconfig.h"
 #include "shard.h"
 #include "util.h"
+#include "verify.h"
 
 typedef struct {
   char input[LCC_OPT_STR], output[LCC_OPT_STR], tokenizer[LCC_OPT_STR];
@@ -26,6 +28,7 @@ typedef struct {
   int max_frames, min_frames, min_pixels, max_pixels, total_pixels, image_min_pixels, image_max_pixels;
   char system_prompt[LCC_OPT_STR];
   int progress;
+  char verify[LCC_OPT_STR];
 } prep_opts;
 
 #define OPT(key, type, field, def, help) {key, type, offsetof(prep_opts, field), def, help}
@@ -56,6 +59,8 @@ static const lcc_opt table[] = {
     OPT("system_prompt", LCC_OPT_STRING, system_prompt, "You are a helpful assistant.",
         "text of the system turn the chat template adds (empty: none)"),
     OPT("progress", LCC_OPT_BOOL, progress, "true", "print a progress line on stderr every 2 s"),
+    OPT("verify", LCC_OPT_STRING, verify, "",
+        "instead of preparing: check the dataset DIR (or its manifest.json) shard by shard, size and CRC-64"),
 };
 #define N_OPTS ((int)(sizeof table / sizeof table[0]))
 
@@ -65,6 +70,25 @@ static void usage(FILE *f) {
   lcc_opts_usage(table, N_OPTS, f);
 }
 
+
+static int workers_or_cores(int workers) {
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return workers > 0 ? workers : n > 0 ? (int)n : 1;
+}
+
+// --verify: every shard of the manifest present, of its size and CRC-64. Exit status 0 (all good), 1 (bad
+// shards, listed) or 2 (no readable manifest).
+static int run_verify(const prep_opts *o) {
+  lcc_verify_stats st;
+  if (lcc_dataset_verify(o->verify, workers_or_cores(o->workers), stdout, o->progress ? stderr : NULL, &st)) {
+    fprintf(stderr, "livecc-prep: error: %s\n", lcc_last_error());
+    return 2;
+  }
+  printf("verified %d shards, %.2f GB in %.1f s (%.0f MB/s): %s\n", st.shards, st.bytes / 1e9, st.seconds,
+         st.bytes / 1e6 / (st.seconds > 0 ? st.seconds : 1), st.bad ? "" : "all match the manifest");
+  if (st.bad) printf("%d of %d shards do not match the manifest (listed above): prepare or copy them again\n", st.bad, st.shards);
+  return st.bad ? 1 : 0;
+}
 
 // Checks the choices and fills in the automatic values (with_context, workers).
 static int resolve(prep_opts *o) {
@@ -78,10 +102,7 @@ static int resolve(prep_opts *o) {
   if (strcmp(o->overlong, "cut") && strcmp(o->overlong, "skip"))
     return lcc_error("overlong must be cut or skip, got '%s'", o->overlong);
   if (strcmp(o->codec, "jpeg") && strcmp(o->codec, "raw")) return lcc_error("codec must be jpeg or raw, got '%s'", o->codec);
-  if (o->workers == 0) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    o->workers = n > 0 ? (int)n : 1;
-  }
+  o->workers = workers_or_cores(o->workers);
   return 0;
 }
 
@@ -99,12 +120,13 @@ static int split_inputs(char *list, char ***out) {
   return n;
 }
 
-// The settings that decide the output (all but workers and progress), as prep.conf stores them.
+// The settings that decide the output (all but workers, progress and verify), as prep.conf stores them.
 static char *settings_text(const prep_opts *o) {
   lcc_opt kept[N_OPTS];
   int n = 0;
   for (int i = 0; i < N_OPTS; i++)
-    if (strcmp(table[i].key, "workers") && strcmp(table[i].key, "progress")) kept[n++] = table[i];
+    if (strcmp(table[i].key, "workers") && strcmp(table[i].key, "progress") && strcmp(table[i].key, "verify"))
+      kept[n++] = table[i];
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
@@ -121,7 +143,12 @@ int main(int argc, char **argv) {
       return 0;
     }
   prep_opts o;
-  if (lcc_opts_parse_argv(&o, table, N_OPTS, argc, argv) || resolve(&o)) {
+  if (lcc_opts_parse_argv(&o, table, N_OPTS, argc, argv)) {
+    fprintf(stderr, "livecc-prep: error: %s\n", lcc_last_error());
+    return 2;
+  }
+  if (o.verify[0]) return run_verify(&o);
+  if (resolve(&o)) {
     fprintf(stderr, "livecc-prep: error: %s\n", lcc_last_error());
     return 2;
   }

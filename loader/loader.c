@@ -121,8 +121,8 @@ static lcc_shard *open_checked(lcc_loader *l, int s, const char *path) {
     return NULL;
   }
   if ((int64_t)st.st_size != e->bytes) {
-    lcc_error("%s: %lld bytes, but %s says %lld (truncated or rewritten?)", path, (long long)st.st_size, l->manifest,
-              (long long)e->bytes);
+    lcc_error("%s: %lld bytes, but %s says %lld (truncated or rewritten? livecc-prep --verify=DIR checks every shard)",
+              path, (long long)st.st_size, l->manifest, (long long)e->bytes);
     return NULL;
   }
   lcc_shard *sh = lcc_shard_open(path);

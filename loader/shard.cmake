@@ -5,6 +5,7 @@ add_library(lcc_shard STATIC
   shard_write.c
   shard_read.c
   manifest.c
+  verify.c
   order.c
   pack.c
   loader.c

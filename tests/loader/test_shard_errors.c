@@ -277,7 +277,7 @@ static void loader_errors(void) {
   snprintf(shard, sizeof shard, "%s/shard-00001.h5", cut);
   LCC_CHECK(truncate(shard, 3000) == 0, "truncate");
   l = open_dataset(cut, 0);
-  CHECK(read_epoch(l, &at) == -1 && at == 1 && error_has(shard, "3000 bytes, but", "(truncated or rewritten?)", NULL));
+  CHECK(read_epoch(l, &at) == -1 && at == 1 && error_has(shard, "3000 bytes, but", "(truncated or rewritten?", "livecc-prep --verify", NULL));
   lcc_loader_close(l);
   refresh_manifest(cut, 1);
   l = open_dataset(cut, 0);
