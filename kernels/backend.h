@@ -25,7 +25,7 @@
 typedef struct lcc_backend lcc_backend;
 
 struct lcc_backend {
-  const char *name;   // "cpu" or "cuda"
+  const char *name;   // "cpu", "cpu-bf16" or "cuda"
   size_t act_bytes;   // bytes per act element: 4 (fp32) or 2 (bf16)
   void *impl;         // backend private state (handles, streams, workspaces)
   void (*destroy)(lcc_backend *be);
@@ -141,5 +141,9 @@ struct lcc_backend {
 
 // The CPU backend (kernels/cpu). n_threads <= 0 keeps OpenMP's default.
 lcc_backend *lcc_cpu_backend(int n_threads);
+// The CPU backend with bf16 act tensors (name "cpu-bf16", act_bytes 2): the CUDA backend's storage types on
+// the host. Each op widens its act inputs to fp32, runs the CPU op, and rounds its act outputs to bf16
+// (nearest even), so the mixed-precision paths of the model, checkpoints and communicators run without a GPU.
+lcc_backend *lcc_cpu_bf16_backend(int n_threads);
 
 #endif

@@ -36,6 +36,7 @@ static int local_rank(void) {
 // The compute backend: the CPU, or the CUDA device of this node-local rank.
 static lcc_backend *open_backend(const lcc_train_opts *o) {
   if (!strcmp(o->backend, "cpu")) return lcc_cpu_backend(o->threads);
+  if (!strcmp(o->backend, "cpu-bf16")) return lcc_cpu_bf16_backend(o->threads);
 #ifdef LCC_HAVE_CUDA
   if (!strcmp(o->backend, "cuda")) {
     char why[256] = "";
@@ -46,10 +47,10 @@ static lcc_backend *open_backend(const lcc_train_opts *o) {
     }
     return lcc_cuda_backend(local_rank() % n);
   }
-  lcc_error("backend must be cpu or cuda, got '%s'", o->backend);
+  lcc_error("backend must be cpu, cpu-bf16 or cuda, got '%s'", o->backend);
 #else
   if (!strcmp(o->backend, "cuda")) lcc_error("backend cuda: this build has no CUDA backend (configure with -DLCC_WITH_CUDA=ON)");
-  else lcc_error("backend must be cpu, got '%s'", o->backend);
+  else lcc_error("backend must be cpu or cpu-bf16, got '%s'", o->backend);
 #endif
   return NULL;
 }
@@ -67,7 +68,7 @@ static lcc_comm *open_comm(const char *dist, lcc_backend *be) {
   if (!strcmp(be->name, "cuda")) return lcc_comm_nccl(be);
 #endif
 #ifdef LCC_HAVE_MPI
-  if (strcmp(be->name, "cpu")) {
+  if (!strcmp(be->name, "cuda")) {   // device memory: MPI here reduces host buffers only
     lcc_error("the %s backend needs the NCCL communicator, which this build lacks", be->name);
     return NULL;
   }

@@ -10,7 +10,7 @@ const lcc_opt lcc_train_opt_table[] = {
     OPT("model", LCC_OPT_STRING, model, "configs/model/tiny.json", "model architecture: HF folder or config.json"),
     OPT("init", LCC_OPT_STRING, init, "", "start from these weights: HF folder, .safetensors, or a checkpoint directory (fresh optimizer)"),
     OPT("freeze", LCC_OPT_STRING, freeze, "visual", "comma-separated module prefixes to freeze (LiveCC: visual)"),
-    OPT("backend", LCC_OPT_STRING, backend, "cpu", "compute backend: cpu, or cuda (bf16; one GPU per rank)"),
+    OPT("backend", LCC_OPT_STRING, backend, "cpu", "compute backend: cpu, cuda (bf16; one GPU per rank), or cpu-bf16 (CUDA's storage types on the CPU)"),
     OPT("dist", LCC_OPT_STRING, dist, "auto", "auto: MPI when started by mpirun/srun; mpi; none"),
     OPT("threads", LCC_OPT_INT, threads, "0", "CPU threads per rank (0: OpenMP default)"),
     OPT("steps", LCC_OPT_INT, steps, "100", "optimizer steps"),
@@ -60,7 +60,8 @@ const lcc_opt lcc_train_opt_table[] = {
 const int lcc_train_opt_count = sizeof lcc_train_opt_table / sizeof lcc_train_opt_table[0];
 
 int lcc_train_opts_check(lcc_train_opts *o, int world) {
-  if (strcmp(o->backend, "cpu") && strcmp(o->backend, "cuda")) return lcc_error("backend must be cpu or cuda, got '%s'", o->backend);
+  if (strcmp(o->backend, "cpu") && strcmp(o->backend, "cpu-bf16") && strcmp(o->backend, "cuda"))
+    return lcc_error("backend must be cpu, cpu-bf16 or cuda, got '%s'", o->backend);
   if (o->steps < 1 || o->micro_batch < 1 || o->grad_accum < 1 || o->global_batch < 0)
     return lcc_error("steps, micro_batch and grad_accum must be >= 1, global_batch >= 0");
   if (o->global_batch) {
