@@ -1,7 +1,8 @@
 // The mixed-precision paths of the model on the cpu-bf16 backend (bf16 activations and compute weights, fp32
 // master weights and gradients, as on CUDA), which the fp32 CPU backend never takes:
 //   1. forward + backward of the tiny model (HF weights, everything trainable) against the fp32 backend:
-//      loss, logits and gradients within bf16 tolerances; bit-identical for 1 and 2 threads;
+//      loss, logits and gradients within bf16 tolerances; bit-identical for 1 and 2 threads, and with
+//      activation recompute and the LM head's gradients fused into the forward;
 //   2. the compute copy is bf16(master) after loading and after an AdamW step, and HF weights saved from
 //      it read back as exactly those values;
 //   3. incremental inference with the KV cache against a full forward of the same tokens;
@@ -27,11 +28,12 @@ typedef struct {
   size_t n_grad;
 } result;
 
-static void run_model(lcc_backend *be, const lcc_batch *b, result *r) {
+static void run_model(lcc_backend *be, const lcc_batch *b, int recompute_and_fuse, result *r) {
   lcc_config cfg;
   lcc_model m;
   LCC_CHECK(lcc_config_load(&cfg, TINY) == 0 && lcc_model_create(&m, &cfg, be, "") == 0 && lcc_model_load_hf(&m, TINY) == 0,
             "%s", lcc_last_error());
+  m.recompute = m.fuse_head_grad = recompute_and_fuse;
   LCC_CHECK(lcc_model_forward(&m, b) == 0, "%s", lcc_last_error());
   lcc_model_backward(&m);
   const size_t TV = (size_t)b->n_tokens * cfg.vocab_size;
@@ -52,13 +54,15 @@ static void test_forward_backward(const lcc_batch *b) {
   // one backend at a time: each sets OpenMP's (process-wide) thread count when it is made
   lcc_backend *f32 = lcc_cpu_backend(2);
   result ref, got, got1;
-  run_model(f32, b, &ref);
+  run_model(f32, b, 0, &ref);
   f32->destroy(f32);
   lcc_backend *b16 = lcc_cpu_bf16_backend(2);
-  run_model(b16, b, &got);
+  run_model(b16, b, 0, &got);
+  result fused;   // activation recompute and the LM head's gradients in the forward, as the trainer runs
+  run_model(b16, b, 1, &fused);
   b16->destroy(b16);
   lcc_backend *b16_1 = lcc_cpu_bf16_backend(1);
-  run_model(b16_1, b, &got1);
+  run_model(b16_1, b, 0, &got1);
   b16_1->destroy(b16_1);
   lcc_config cfg;
   LCC_CHECK(lcc_config_load(&cfg, TINY) == 0, "%s", lcc_last_error());
@@ -81,8 +85,10 @@ static void test_forward_backward(const lcc_batch *b) {
   lcc_model_destroy(&m);
   checkf(got.loss == got1.loss && !memcmp(got.grads, got1.grads, got.n_grad * sizeof(float)),
          "bf16: 1 and 2 threads give bit-identical loss and %zu gradients", got.n_grad);
-  result *rs[3] = {&ref, &got, &got1};
-  for (int k = 0; k < 3; k++) free(rs[k]->logits), free(rs[k]->grads);
+  checkf(got.loss == fused.loss && !memcmp(got.grads, fused.grads, got.n_grad * sizeof(float)),
+         "bf16: recompute and the fused LM-head gradients give the same loss and gradients bit for bit");
+  result *rs[4] = {&ref, &got, &got1, &fused};
+  for (int k = 0; k < 4; k++) free(rs[k]->logits), free(rs[k]->grads);
 }
 
 // Whether the compute copy equals bf16(master) element for element.
