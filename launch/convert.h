@@ -54,7 +54,6 @@ typedef struct {
 
 int lcc_tok_files_load(lcc_tok_files *t, const char *path);
 void lcc_tok_files_free(lcc_tok_files *t);
-int32_t lcc_tok_files_id(const lcc_tok_files *t, const char *token);   // -1 when absent
 // Does the tokenizer belong to this model (vocabulary size, vision token ids)? 0, or -1 with lcc_error().
 int lcc_tok_files_check(const lcc_tok_files *t, const lcc_config *cfg);
 
@@ -83,12 +82,5 @@ int lcc_gguf_read_config(const lcc_gguf_pair *p, int untie, lcc_config *cfg, lcc
 int lcc_gguf_read_weights(const lcc_gguf_pair *p, lcc_model *m);
 // The GGUF vocabulary must be the tokenizer's (for ids the tokenizer has).
 int lcc_gguf_check_vocab(const lcc_gguf_pair *p, const lcc_tok_files *tok);
-
-// Small output helpers: a JSON string (UTF-8 kept, escapes as Python's json with ensure_ascii=False),
-// the shortest decimal that reads back as the same double, and a checked file close.
-void lcc_json_put_string(FILE *f, const char *s);
-void lcc_fmt_double(char *buf, size_t n, double x);
-FILE *lcc_out_open(const char *dir, const char *name, char *path, size_t cap);
-int lcc_out_close(FILE *f, const char *path);
 
 #endif

@@ -27,9 +27,10 @@ void lcc_preproc_default(lcc_preproc *pp) {
                       .max_pixels = 16384 * 28 * 28};
 }
 
-// ---- output helpers ----
+// ---- output helpers: a JSON string (UTF-8 kept, escapes as Python's json with ensure_ascii=False), the
+// shortest decimal that reads back as the same double, files opened and closed with checks ----
 
-void lcc_json_put_string(FILE *f, const char *s) {
+static void json_put_string(FILE *f, const char *s) {
   fputc('"', f);
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
     switch (*p) {
@@ -48,21 +49,21 @@ void lcc_json_put_string(FILE *f, const char *s) {
   fputc('"', f);
 }
 
-void lcc_fmt_double(char *buf, size_t n, double x) {
+static void fmt_double(char *buf, size_t n, double x) {
   for (int prec = 1; prec <= 17; prec++) {
     snprintf(buf, n, "%.*g", prec, x);
     if (strtod(buf, NULL) == x) return;
   }
 }
 
-FILE *lcc_out_open(const char *dir, const char *name, char *path, size_t cap) {
+static FILE *out_open(const char *dir, const char *name, char *path, size_t cap) {
   lcc_pathf(path, cap, "%s/%s", dir, name);
   FILE *f = fopen(path, "w");
   if (!f) lcc_error("%s: %s", path, strerror(errno));
   return f;
 }
 
-int lcc_out_close(FILE *f, const char *path) {
+static int out_close(FILE *f, const char *path) {
   int bad = ferror(f) | fflush(f) | fsync(fileno(f));
   int err = errno;
   bad |= fclose(f);
@@ -131,6 +132,13 @@ static int read_merges(lcc_tok_files *t, const lcc_json *merges) {
   return 0;
 }
 
+// The id of a token in the vocabulary or the added tokens, -1 when absent.
+static int32_t tok_files_id(const lcc_tok_files *t, const char *token) {
+  for (int i = 0; i < t->size; i++)
+    if (t->token[i] && !strcmp(t->token[i], token)) return i;
+  return -1;
+}
+
 int lcc_tok_files_load(lcc_tok_files *t, const char *path) {
   memset(t, 0, sizeof *t);
   struct stat st;
@@ -151,8 +159,8 @@ int lcc_tok_files_load(lcc_tok_files *t, const char *path) {
       t->added_tokens->type != LCC_JSON_ARRAY)
     return lcc_error("%s: needs model.vocab (object), model.merges and added_tokens (arrays)", t->path);
   if (read_vocab(t, vocab, t->added_tokens) || read_merges(t, merges)) return -1;
-  t->endoftext = lcc_tok_files_id(t, "<|endoftext|>");
-  t->im_end = lcc_tok_files_id(t, "<|im_end|>");
+  t->endoftext = tok_files_id(t, "<|endoftext|>");
+  t->im_end = tok_files_id(t, "<|im_end|>");
   if (t->endoftext < 0 || t->im_end < 0) return lcc_error("%s: not a Qwen2 tokenizer: <|endoftext|> or <|im_end|> is missing", t->path);
   return 0;
 }
@@ -166,11 +174,6 @@ void lcc_tok_files_free(lcc_tok_files *t) {
   memset(t, 0, sizeof *t);
 }
 
-int32_t lcc_tok_files_id(const lcc_tok_files *t, const char *token) {
-  for (int i = 0; i < t->size; i++)
-    if (t->token[i] && !strcmp(t->token[i], token)) return i;
-  return -1;
-}
 
 int lcc_tok_files_check(const lcc_tok_files *t, const lcc_config *cfg) {
   if (t->size > cfg->vocab_size)
@@ -183,7 +186,7 @@ int lcc_tok_files_check(const lcc_tok_files *t, const lcc_config *cfg) {
       {"<|video_pad|>", cfg->video_token_id, "video_token_id"},
   };
   for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-    const int32_t id = lcc_tok_files_id(t, ids[i].token);
+    const int32_t id = tok_files_id(t, ids[i].token);
     if (id != ids[i].id)
       return lcc_error("%s does not fit this model: %s is token %d there, but the config's %s is %d", t->path, ids[i].token,
                        id, ids[i].key, ids[i].id);
@@ -200,20 +203,20 @@ int lcc_tok_files_check(const lcc_tok_files *t, const lcc_config *cfg) {
 // eos = [the config's eos, <|endoftext|>], pad = <|endoftext|>.
 static int write_generation_config(const char *dir, const lcc_config *cfg, const lcc_tok_files *tok) {
   char path[4096];
-  FILE *f = lcc_out_open(dir, "generation_config.json", path, sizeof path);
+  FILE *f = out_open(dir, "generation_config.json", path, sizeof path);
   if (!f) return -1;
   fprintf(f, "{\n  \"bos_token_id\": %d,\n  \"do_sample\": true,\n  \"eos_token_id\": [\n    %d", cfg->bos_token_id, cfg->eos_token_id);
   if (tok->endoftext != cfg->eos_token_id) fprintf(f, ",\n    %d", tok->endoftext);
   fprintf(f, "\n  ],\n  \"pad_token_id\": %d,\n  \"repetition_penalty\": 1.05,\n  \"temperature\": 0.01,\n"
              "  \"top_k\": 1,\n  \"top_p\": 0.001\n}\n", tok->endoftext);
-  return lcc_out_close(f, path);
+  return out_close(f, path);
 }
 
 static void put_doubles(FILE *f, const double *v, int n) {
   char buf[40];
   fputs("[\n", f);
   for (int i = 0; i < n; i++) {
-    lcc_fmt_double(buf, sizeof buf, v[i]);
+    fmt_double(buf, sizeof buf, v[i]);
     fprintf(f, "    %s%s\n", buf, i + 1 < n ? "," : "");
   }
   fputs("  ]", f);
@@ -221,9 +224,9 @@ static void put_doubles(FILE *f, const double *v, int n) {
 
 static int write_preprocessor_config(const char *dir, const lcc_config *cfg, const lcc_preproc *pp) {
   char path[4096], rescale[40];
-  FILE *f = lcc_out_open(dir, "preprocessor_config.json", path, sizeof path);
+  FILE *f = out_open(dir, "preprocessor_config.json", path, sizeof path);
   if (!f) return -1;
-  lcc_fmt_double(rescale, sizeof rescale, 1.0 / 255.0);
+  fmt_double(rescale, sizeof rescale, 1.0 / 255.0);
   fputs("{\n  \"do_convert_rgb\": true,\n  \"do_normalize\": true,\n  \"do_rescale\": true,\n  \"do_resize\": true,\n"
         "  \"image_mean\": ", f);
   put_doubles(f, pp->mean, 3);
@@ -234,7 +237,7 @@ static int write_preprocessor_config(const char *dir, const lcc_config *cfg, con
              "  \"size\": {\n    \"longest_edge\": %lld,\n    \"shortest_edge\": %lld\n  },\n  \"temporal_patch_size\": %d\n}\n",
           (long long)pp->max_pixels, cfg->spatial_merge_size, (long long)pp->min_pixels, cfg->patch_size, rescale,
           (long long)pp->max_pixels, (long long)pp->min_pixels, cfg->temporal_patch_size);
-  return lcc_out_close(f, path);
+  return out_close(f, path);
 }
 
 static int json_flag(const lcc_json *obj, const char *key) {
@@ -251,7 +254,7 @@ static int cmp_added(const void *a, const void *b) {
 // <|endoftext|>, the chat template.
 static int write_tokenizer_config(const char *dir, const lcc_tok_files *tok) {
   char path[4096];
-  FILE *f = lcc_out_open(dir, "tokenizer_config.json", path, sizeof path);
+  FILE *f = out_open(dir, "tokenizer_config.json", path, sizeof path);
   if (!f) return -1;
   const size_t n = tok->added_tokens->count;
   const lcc_json **added = lcc_malloc((n + 1) * sizeof *added);
@@ -262,7 +265,7 @@ static int write_tokenizer_config(const char *dir, const lcc_tok_files *tok) {
   for (size_t i = 0; i < n; i++) {
     const lcc_json *e = added[i];
     fprintf(f, "%s\n    \"%lld\": {\n      \"content\": ", i ? "," : "", (long long)lcc_json_get(e, "id")->integer);
-    lcc_json_put_string(f, lcc_json_get(e, "content")->str);
+    json_put_string(f, lcc_json_get(e, "content")->str);
     fprintf(f, ",\n      \"lstrip\": %s,\n      \"normalized\": %s,\n      \"rstrip\": %s,\n      \"single_word\": %s,\n"
                "      \"special\": %s\n    }", json_flag(e, "lstrip") ? "true" : "false", json_flag(e, "normalized") ? "true" : "false",
             json_flag(e, "rstrip") ? "true" : "false", json_flag(e, "single_word") ? "true" : "false",
@@ -271,43 +274,43 @@ static int write_tokenizer_config(const char *dir, const lcc_tok_files *tok) {
   free(added);
   fputs(n ? "\n  },\n" : "},\n", f);
   fputs("  \"bos_token\": null,\n  \"chat_template\": ", f);
-  lcc_json_put_string(f, lcc_qwen2vl_chat_template);
+  json_put_string(f, lcc_qwen2vl_chat_template);
   fputs(",\n  \"clean_up_tokenization_spaces\": false,\n  \"eos_token\": \"<|im_end|>\",\n  \"errors\": \"replace\",\n"
         "  \"model_max_length\": 32768,\n  \"pad_token\": \"<|endoftext|>\",\n  \"split_special_tokens\": false,\n"
         "  \"tokenizer_class\": \"Qwen2Tokenizer\",\n  \"unk_token\": null\n}\n", f);
-  return lcc_out_close(f, path);
+  return out_close(f, path);
 }
 
 static int write_chat_template(const char *dir) {
   char path[4096];
-  FILE *f = lcc_out_open(dir, "chat_template.json", path, sizeof path);
+  FILE *f = out_open(dir, "chat_template.json", path, sizeof path);
   if (!f) return -1;
   fputs("{\n  \"chat_template\": ", f);
-  lcc_json_put_string(f, lcc_qwen2vl_chat_template);
+  json_put_string(f, lcc_qwen2vl_chat_template);
   fputs("\n}\n", f);
-  return lcc_out_close(f, path);
+  return out_close(f, path);
 }
 
 // vocab.json + merges.txt: the slow Qwen2Tokenizer's files (vLLM and older tools read them). vocab.json
 // holds model.vocab only, by id; the added tokens come from tokenizer_config.json.
 static int write_slow_files(const char *dir, const lcc_tok_files *tok) {
   char path[4096];
-  FILE *f = lcc_out_open(dir, "vocab.json", path, sizeof path);
+  FILE *f = out_open(dir, "vocab.json", path, sizeof path);
   if (!f) return -1;
   fputc('{', f);
   for (int i = 0, first = 1; i < tok->size; i++) {
     if (!(tok->kind[i] & LCC_TOK_VOCAB)) continue;
     if (!first) fputc(',', f);
     first = 0;
-    lcc_json_put_string(f, tok->token[i]);
+    json_put_string(f, tok->token[i]);
     fprintf(f, ":%d", i);
   }
   fputs("}\n", f);
-  if (lcc_out_close(f, path)) return -1;
-  if (!(f = lcc_out_open(dir, "merges.txt", path, sizeof path))) return -1;
+  if (out_close(f, path)) return -1;
+  if (!(f = out_open(dir, "merges.txt", path, sizeof path))) return -1;
   fputs("#version: 0.2\n", f);
   for (int i = 0; i < tok->n_merges; i++) fprintf(f, "%s\n", tok->merges[i]);
-  return lcc_out_close(f, path);
+  return out_close(f, path);
 }
 
 static int copy_tokenizer(const char *dir, const lcc_tok_files *tok) {
@@ -315,11 +318,11 @@ static int copy_tokenizer(const char *dir, const lcc_tok_files *tok) {
   char *text = lcc_read_file(tok->path, &len);
   if (!text) return -1;
   char path[4096];
-  FILE *f = lcc_out_open(dir, "tokenizer.json", path, sizeof path);
+  FILE *f = out_open(dir, "tokenizer.json", path, sizeof path);
   int rc = -1;
   if (f) {
-    fwrite(text, 1, len, f);   // a short write sets the error flag that lcc_out_close reports
-    rc = lcc_out_close(f, path);
+    fwrite(text, 1, len, f);   // a short write sets the error flag that out_close reports
+    rc = out_close(f, path);
   }
   free(text);
   return rc;

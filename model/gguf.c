@@ -41,11 +41,6 @@ const char *lcc_ggml_type_name(int type) {
   return t ? t->name : NULL;
 }
 
-int lcc_ggml_block_size(int type) {
-  const type_info *t = type_of(type);
-  return t ? t->block : 0;
-}
-
 size_t lcc_ggml_nbytes(int type, int64_t n) {
   const type_info *t = type_of(type);
   return t ? (size_t)(n / t->block) * (size_t)t->bytes : 0;

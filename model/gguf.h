@@ -32,7 +32,6 @@ enum { LCC_GGML_F32 = 0, LCC_GGML_F16 = 1, LCC_GGML_Q8_0 = 8, LCC_GGML_BF16 = 30
 const char *lcc_ggml_type_name(int type);   // "F32", "Q8_0", ...; NULL for a type unknown here
 // Bytes of n elements (n a multiple of the type's block size); 0 for an unknown type.
 size_t lcc_ggml_nbytes(int type, int64_t n);
-int lcc_ggml_block_size(int type);          // elements per block (1 for F32/F16/BF16, 32 for Q8_0); 0 if unknown
 // fp32 <-> F32/F16/BF16/Q8_0 (round to nearest even; Q8_0: blocks of 32 with one F16 scale, as ggml).
 // n must be a multiple of the block size. from_f32 may narrow in place (dst == src) for F32, F16 and BF16.
 // Returns 0, or -1 for a type not in that list.
