@@ -56,6 +56,7 @@ const lcc_opt lcc_train_opt_table[] = {
     OPT("recompute", LCC_OPT_BOOL, recompute, "false", "keep only each decoder layer's input; backward recomputes the rest"),
     OPT("fault.kill_after", LCC_OPT_INT, fault_kill_after, "0", "testing: SIGKILL this process after step N (its checkpoint included)"),
     OPT("fault.kill_in_save", LCC_OPT_INT, fault_kill_in_save, "0", "testing: SIGKILL this process while checkpoint N is half written"),
+    OPT("fault.wait_after", LCC_OPT_INT, fault_wait_after, "0", "testing: after step N, wait for SIGTERM/SIGUSR1 (up to 5 min)"),
 };
 const int lcc_train_opt_count = sizeof lcc_train_opt_table / sizeof lcc_train_opt_table[0];
 

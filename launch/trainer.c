@@ -214,6 +214,15 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+// Testing (fault.wait_after): holds every rank after a step until a stop signal reaches any of them, so a test
+// signals a run at a known step instead of racing it. Goes on after 5 minutes without one.
+static void wait_for_stop(lcc_trainer *t) {
+  for (const double t0 = lcc_now(); t->stop && lcc_now() - t0 < 300.0;) {
+    if (t->comm->max_i64(t->comm, *t->stop)) return;
+    usleep(20000);
+  }
+}
+
 int lcc_trainer_run(lcc_trainer *t, FILE *log) {
   const lcc_train_opts *o = &t->o;
   lcc_comm *c = t->comm;
@@ -259,6 +268,7 @@ int lcc_trainer_run(lcc_trainer *t, FILE *log) {
               lr, norm, (double)tokens / dt, dt);
     if (o->heldout[0] && o->eval_every && t->step % o->eval_every == 0) rc = evaluate(t, log);
     if (!rc && o->save_every && t->step % o->save_every == 0 && t->step < o->steps) rc = save(t);
+    if (!rc && o->fault_wait_after == t->step) wait_for_stop(t);
     if (!rc && o->fault_kill_after == t->step) {
       fflush(NULL);
       raise(SIGKILL);

@@ -42,6 +42,7 @@ typedef struct {
   int log_every, plot;
   int dry_run, plan_world, plan_tokens, recompute;
   int fault_kill_after, fault_kill_in_save;   // testing: SIGKILL after a step's checkpoint / in its middle
+  int fault_wait_after;                       // testing: wait for a stop signal after this step
 } lcc_train_opts;
 
 extern const lcc_opt lcc_train_opt_table[];

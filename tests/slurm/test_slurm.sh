@@ -26,10 +26,10 @@ RUN=(--data="$WORK/shards" --steps=16 --save_every=4 --threads=1 --plot=false --
 # the reference: the same config, 2 ranks, no interruption
 mpirun -np 2 --bind-to none "$BIN/livecc-train" --config=configs/run/demo-pretrain.conf "${RUN[@]}" --out="$WORK/ref" > "$WORK/ref.log"
 
-# the job: signal it once a few steps are done
+# the job: it holds after step 5 until the signal comes (fault.wait_after), so the signal always lands mid-run
 job=$(LCC_CONFIG=configs/run/demo-pretrain.conf LCC_BIN="$BIN" sbatch --parsable -N 1 --ntasks-per-node=2 --gpus-per-node=0 \
       --cpus-per-task=1 --time=30 --signal=B:USR1@60 -o "$WORK/job.out" launch/slurm/pretrain.sbatch \
-      "${RUN[@]}" --out="$WORK/job")
+      "${RUN[@]}" --fault.wait_after=5 --out="$WORK/job")
 echo "submitted job $job"
 for _ in $(seq 1 600); do
   [ -f "$WORK/job/metrics.jsonl" ] && [ "$(grep -c '"loss"' "$WORK/job/metrics.jsonl")" -ge 5 ] && break
