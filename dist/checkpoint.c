@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,8 +117,12 @@ static int write_optim(const char *dir, lcc_model *m, lcc_dp *dp, char *name, si
 
 // Copies [want0, want1) of the trainable range out of the optimizer files of a checkpoint written by
 // `world` ranks: master into the model, the moments into the dp buffers (which start at state_begin).
-static int read_optim(const char *dir, int world, lcc_model *m, lcc_dp *dp, size_t want0, size_t want1) {
-  lcc_backend *be = m->be;
+// Reads elements [want0, want1) of the trainable range from the optimizer parts a checkpoint of `world` ranks
+// holds: master weights to master[0 ..), and the AdamW moments to exp_avg / exp_avg_sq (skipped when NULL),
+// copied with be->upload (backend memory).
+static int read_optim(const char *dir, int world, lcc_backend *be, float *master, float *exp_avg, float *exp_avg_sq,
+                      size_t want0, size_t want1) {
+  float *dst[3] = {master, exp_avg, exp_avg_sq};
   int rc = 0;
   size_t covered = 0;
   for (int r = 0; r < world && !rc; r++) {
@@ -135,13 +140,9 @@ static int read_optim(const char *dir, int world, lcc_model *m, lcc_dp *dp, size
       for (int k = 0; k < 3 && !rc; k++)
         if (t[k]->dtype != LCC_F32 || t[k]->numel != f1 - f0)
           rc = lcc_error("%s: tensor '%s' must be F32 [%zu]", path, t[k]->name, f1 - f0);
-      if (!rc && z > a) {
-        const size_t bytes = (z - a) * sizeof(float);
-        be->upload(be, m->master + m->train_begin + a, (const float *)lcc_st_data(f, t[0]) + (a - f0), bytes);
-        be->upload(be, dp->adam_m + (a - dp->state_begin), (const float *)lcc_st_data(f, t[1]) + (a - f0), bytes);
-        be->upload(be, dp->adam_v + (a - dp->state_begin), (const float *)lcc_st_data(f, t[2]) + (a - f0), bytes);
-        covered += z - a;
-      }
+      for (int k = 0; k < 3 && !rc && z > a; k++)
+        if (dst[k]) be->upload(be, dst[k] + (a - want0), (const float *)lcc_st_data(f, t[k]) + (a - f0), (z - a) * sizeof(float));
+      if (!rc && z > a) covered += z - a;
     }
     lcc_st_close(f);
   }
@@ -392,10 +393,60 @@ int lcc_ckpt_load(const char *path, lcc_model *m, lcc_dp *dp, lcc_ckpt_state *st
   if (!rc && cfg && cfg->type == LCC_JSON_STRING) snprintf(st->run_config, sizeof st->run_config, "%s", cfg->str);
   lcc_json_free(doc);
   if (!rc) rc = lcc_model_load_hf(m, path);
-  if (!rc) rc = read_optim(path, st->world_size, m, dp, dp->state_begin, dp->state_begin + dp->state_n);
+  if (!rc)
+    rc = read_optim(path, st->world_size, m->be, m->master + m->train_begin + dp->state_begin, dp->adam_m, dp->adam_v,
+                    dp->state_begin, dp->state_begin + dp->state_n);
   if (!rc && dp->stage)   // each rank read its own part's master weights; share them
     dp->comm->allgather(dp->comm, (char *)m->weights + m->train_begin * m->be->act_bytes, dp->counts, m->be->act_bytes);
   return agree(dp->comm, rc) ? (rc ? rc : lcc_error("%s: another rank failed to load its part", path)) : 0;
+}
+
+// The value of `key` in a run configuration's "key = value" lines, into out; -1 when absent.
+static int run_value(const char *run_config, const char *key, char *out, size_t cap) {
+  const size_t k = strlen(key);
+  for (const char *line = run_config; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    if (strncmp(line, key, k) || strncmp(line + k, " = ", 3)) continue;
+    const char *v = line + k + 3, *end = strchr(v, '\n');
+    snprintf(out, cap, "%.*s", (int)(end ? end - v : (ptrdiff_t)strlen(v)), v);
+    return 0;
+  }
+  return -1;
+}
+
+int lcc_ckpt_load_master(const char *path, lcc_model *m) {
+  lcc_json_doc *doc = read_state(path);
+  if (!doc) return -1;
+  const lcc_json *root = lcc_json_root(doc), *layout = lcc_json_get(root, "layout"), *cfg = lcc_json_get(root, "run_config");
+  int rc = 0;
+  const int world = (int)get_int(root, "world_size", &rc, path);
+  const int64_t n_grad = get_int(root, "n_grad", &rc, path);
+  char freeze[4096];
+  if (!rc && (!cfg || cfg->type != LCC_JSON_STRING || run_value(cfg->str, "freeze", freeze, sizeof freeze)))
+    rc = lcc_error("%s/state.json: no run configuration with its freeze list", path);
+  lcc_model run = {0};   // the run's layout: which tensors it trained, where their masters sit
+  if (!rc) rc = lcc_model_create(&run, &m->cfg, NULL, freeze);
+  if (!rc && (!layout || layout->type != LCC_JSON_STRING || strtoull(layout->str, NULL, 16) != lcc_model_layout_hash(&run) ||
+              (size_t)n_grad != run.n_grad))
+    rc = lcc_error("%s: its parameter layout is not this model config's with freeze '%s'", path, freeze);
+  lcc_json_free(doc);
+  lcc_backend *host = lcc_cpu_backend(0);   // the parts are read into host memory, then each tensor uploaded
+  float *master = rc ? NULL : lcc_malloc((run.n_grad ? run.n_grad : 1) * sizeof(float));
+  if (!rc) rc = read_optim(path, world, host, master, NULL, NULL, 0, run.n_grad);
+  for (int i = 0; i < run.n_params && !rc; i++) {
+    const lcc_param *p = &run.params[i];
+    if (p->grad_offset < 0) continue;   // frozen in the run: the HF files hold it as loaded
+    const int j = lcc_model_find(m, p->name);
+    if (j < 0 || m->params[j].numel != p->numel) {
+      rc = lcc_error("%s: trained tensor '%s' does not fit the model", path, p->name);
+      break;
+    }
+    m->be->upload(m->be, m->master + m->params[j].offset, master + p->grad_offset, p->numel * sizeof(float));
+  }
+  if (!rc) lcc_model_sync_weights(m);
+  free(master);
+  host->destroy(host);
+  if (run.params) lcc_model_destroy(&run);
+  return rc;
 }
 
 void lcc_ckpt_clean(const char *dir) {

@@ -36,6 +36,11 @@ int lcc_ckpt_save(const char *dir, lcc_model *m, lcc_dp *dp, const lcc_ckpt_stat
 int lcc_ckpt_find(const char *dir, lcc_comm *comm, char *path, size_t cap);
 // Loads the weights and this rank's optimizer part (any world size) and the state (collective).
 int lcc_ckpt_load(const char *path, lcc_model *m, lcc_dp *dp, lcc_ckpt_state *st);
+// The exact weights of a checkpoint for export: its HF files hold the compute copy (bf16 on CUDA), its
+// optimizer parts the fp32 master weights of every tensor the run trained. Overwrites those tensors of m
+// (any freeze list and backend; the run's own list is in state.json) with the masters. No communicator.
+// Returns 0, or -1 with lcc_error().
+int lcc_ckpt_load_master(const char *path, lcc_model *m);
 // Checks every file of one checkpoint against state.json. 0, or -1 with lcc_error() naming the file.
 int lcc_ckpt_verify(const char *path);
 // Removes temporary directories left by interrupted saves (rank 0 at start).

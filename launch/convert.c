@@ -30,12 +30,12 @@ const lcc_opt lcc_convert_opt_table[] = {
 };
 const int lcc_convert_opt_count = sizeof lcc_convert_opt_table / sizeof lcc_convert_opt_table[0];
 
-enum { SRC_HF, SRC_GGUF };
+enum { SRC_HF, SRC_GGUF, SRC_CHECKPOINT };   // a checkpoint is an HF folder plus fp32 master weights
 
 typedef struct {
   int kind;
   const char *what;               // for the log: "HF folder", "checkpoint", ...
-  char dir[2 * LCC_OPT_STR];      // SRC_HF: config.json and the weights
+  char dir[2 * LCC_OPT_STR];      // SRC_HF, SRC_CHECKPOINT: config.json and the weights
   char text[2 * LCC_OPT_STR], mmproj[2 * LCC_OPT_STR];   // SRC_GGUF
   char near[2 * LCC_OPT_STR];     // where a tokenizer.json next to the input would be
 } source;
@@ -139,7 +139,7 @@ static int resolve_input(const lcc_convert_opts *o, source *s) {
     latest[strcspn(latest, "\r\n")] = 0;
     lcc_pathf(s->dir, sizeof s->dir, "%s/%s", in, latest);
     free(latest);
-    s->kind = SRC_HF, s->what = "checkpoint (the latest of a run)";
+    s->kind = SRC_CHECKPOINT, s->what = "checkpoint (the latest of a run)";
     lcc_pathf(s->near, sizeof s->near, "%s", s->dir);
     return check_checkpoint(s->dir);
   }
@@ -148,7 +148,7 @@ static int resolve_input(const lcc_convert_opts *o, source *s) {
   s->kind = SRC_HF;
   lcc_pathf(p, sizeof p, "%s/state.json", in);
   if (is_file(p)) {
-    s->what = "checkpoint";
+    s->kind = SRC_CHECKPOINT, s->what = "checkpoint";
     return check_checkpoint(in);
   }
   lcc_pathf(p, sizeof p, "%s/config.json", in);
@@ -321,9 +321,10 @@ int lcc_convert(const lcc_convert_opts *o, FILE *log) {
   // Every tensor frozen: the model holds fp32 weights only, no gradients.
   if (!rc) rc = lcc_model_create(&m, &cfg, be, cfg.tie_word_embeddings ? "visual,model" : "visual,model,lm_head");
   if (!rc) rc = src.kind == SRC_GGUF ? lcc_gguf_read_weights(&pair, &m) : lcc_model_load_hf(&m, src.dir);
+  if (!rc && src.kind == SRC_CHECKPOINT) rc = lcc_ckpt_load_master(src.dir, &m);   // not the bf16 compute copy
   if (!rc) {
     if (src.kind == SRC_GGUF) fprintf(log, "read %s (%s + %s)", src.what, src.text, src.mmproj);
-    else fprintf(log, "read %s %s", src.what, src.dir);
+    else fprintf(log, "read %s %s%s", src.what, src.dir, src.kind == SRC_CHECKPOINT ? " (trained tensors: fp32 masters)" : "");
     fprintf(log, ": %zu parameters, tokenizer %s\n", m.n_elems, tok.path);
     rc = write_output(o, dt, &m, &tok, &pp, log);
   }

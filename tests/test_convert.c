@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "checkpoint.h"
 #include "convert.h"
 #include "gguf.h"
 #include "safetensors.h"
@@ -363,7 +364,8 @@ static void test_preprocessor(void) {
 
 // ---- 4. checkpoints ----
 
-// A checkpoint directory as dist/checkpoint.c writes one: HF files plus state.json with their sizes and CRCs.
+// A checkpoint directory of the layout dist/checkpoint.c writes (HF files, an optimizer part, state.json with
+// sizes and CRCs), made by hand so that its version and format can be wrong.
 static void make_checkpoint(const char *dir, int version, const char *format) {
   char p[2048];
   mkdir(dir, 0755);
@@ -372,7 +374,7 @@ static void make_checkpoint(const char *dir, int version, const char *format) {
   snprintf(p, sizeof p, "%s/model.safetensors", dir);
   copy_file("tests/fixtures/tiny_b/model.safetensors", p);
   snprintf(p, sizeof p, "%s/optim-00000-of-00001.safetensors", dir);
-  write_text(p, "not read by the converter");
+  write_text(p, "never reached: the checks of state.json refuse these checkpoints first");
   char state[4096];
   size_t k = (size_t)snprintf(state, sizeof state, "{\n  \"format\": \"%s\",\n  \"version\": %d,\n  \"step\": 3,\n  \"files\": [\n",
                               format, version);
@@ -390,11 +392,30 @@ static void make_checkpoint(const char *dir, int version, const char *format) {
   write_text(p, state);
 }
 
+// A real checkpoint of the fixture as a CUDA run writes one, from the cpu-bf16 backend (one rank, ZeRO-1,
+// everything trained): HF files holding the bf16 compute copy, the fp32 masters in the optimizer part.
+static void save_checkpoint(const char *dir) {
+  lcc_backend *be = lcc_cpu_bf16_backend(1);
+  lcc_comm *comm = lcc_comm_self(be);
+  lcc_config cfg;
+  lcc_model m;
+  lcc_dp dp;
+  LCC_CHECK(lcc_config_load(&cfg, TINY) == 0 && lcc_model_create(&m, &cfg, be, "") == 0 && lcc_model_load_hf(&m, TINY) == 0 &&
+                lcc_dp_init(&dp, &m, comm, 1, 16 << 20) == 0,
+            "%s", lcc_last_error());
+  lcc_ckpt_state st = {.step = 3, .world_size = 1, .zero = 1};
+  snprintf(st.run_config, sizeof st.run_config, "model = %s\nfreeze = \nsteps = 3\n", TINY);
+  LCC_CHECK(lcc_ckpt_save(dir, &m, &dp, &st, 0) == 0, "%s", lcc_last_error());
+  lcc_dp_free(&dp);
+  lcc_model_destroy(&m);
+  comm->destroy(comm);
+  be->destroy(be);
+}
+
 static void test_checkpoint(void) {
   mkdir(TMP("run"), 0755);
-  mkdir(TMP("run/checkpoints"), 0755);
-  make_checkpoint(TMP("run/checkpoints/step-00000003"), 1, "livecc-checkpoint");
-  write_text(TMP("run/checkpoints/latest"), "step-00000003\n");
+  save_checkpoint(TMP("run/checkpoints"));
+  // the export takes the fp32 masters, not the checkpoint's bf16 HF files: byte for byte the fp32 fixture's
   CHECKF(convert(TMP("run/checkpoints"), TMP("ckpt_hf"), "hf", "fp32", NULL) == 0, "checkpoint export");
   const char *files[] = {"config.json", "model-00001-of-00001.safetensors", "model.safetensors.index.json", "tokenizer_config.json"};
   for (int i = 0; i < 4; i++)
