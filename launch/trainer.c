@@ -89,8 +89,12 @@ int lcc_trainer_init(lcc_trainer *t, const lcc_train_opts *o, lcc_backend *be, l
              (long long)t->consumed, st.world_size, st.zero);
   } else if (op->init[0]) {
     resolve_init(op->init, path, sizeof path);
-    if (lcc_model_load_hf(&t->model, path)) return -1;
-    if (comm->rank == 0) printf("# initial weights: %s (fresh optimizer and schedule)\n", path);
+    char state[sizeof path + 16];
+    snprintf(state, sizeof state, "%s/state.json", path);
+    const int ckpt = access(state, F_OK) == 0;   // a checkpoint: its trained tensors from the fp32 masters
+    if (lcc_model_load_hf(&t->model, path) || (ckpt && lcc_ckpt_load_master(path, &t->model))) return -1;
+    if (comm->rank == 0)
+      printf("# initial weights: %s%s (fresh optimizer and schedule)\n", path, ckpt ? ", trained tensors from its fp32 masters" : "");
   } else {
     lcc_model_init_random(&t->model, (uint64_t)op->seed);
   }

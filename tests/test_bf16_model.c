@@ -6,7 +6,8 @@
 //   2. the compute copy is bf16(master) after loading and after an AdamW step, and HF weights saved from
 //      it read back as exactly those values;
 //   3. incremental inference with the KV cache against a full forward of the same tokens;
-//   4. training on it: the loss falls, and a second run repeats the first bit for bit.
+//   4. training on it: the loss falls, and a second run repeats the first bit for bit; a run initialized from
+//      its checkpoint (as SFT from pre-training) starts from its fp32 masters.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,6 +209,26 @@ static void test_training(void) {
   checkf(last < 0.25 * first, "bf16 training: loss %.4f -> %.4f in 60 steps (must fall under 25%%)", first, last);
   checkf(first == first2 && last == last2 && !memcmp(w1, w2, n * sizeof(float)),
          "bf16 training: a second run gives the same losses and %zu master weights bit for bit", n);
+  // SFT's start: a new run initialized from the first one's checkpoint gets its fp32 masters, not the bf16 copy
+  lcc_train_opts o;
+  LCC_CHECK(lcc_opts_defaults(&o, lcc_train_opt_table, lcc_train_opt_count) == 0, "%s", lcc_last_error());
+  char init[4200];
+  lcc_pathf(init, sizeof init, "%s/checkpoints", tmp_path("train1"));
+  const char *flags[][2] = {{"model", "configs/model/tiny.json"}, {"freeze", "visual"}, {"resume", "never"},
+                            {"init", init}, {"out", tmp_path("sft")}, {"plot", "false"}, {"backend", "cpu-bf16"}};
+  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+    LCC_CHECK(lcc_opts_set(&o, lcc_train_opt_table, lcc_train_opt_count, flags[i][0], flags[i][1], "test") == 0, "%s",
+              lcc_last_error());
+  lcc_backend *be = lcc_cpu_bf16_backend(2);
+  lcc_comm *comm = lcc_comm_self(be);
+  lcc_trainer t;
+  const int rc = lcc_trainer_init(&t, &o, be, comm);
+  if (rc) fprintf(stderr, "error: %s\n", lcc_last_error());
+  checkf(!rc && t.model.n_elems == n && !memcmp(t.model.master, w1, n * sizeof(float)),
+         "init from a bf16 run's checkpoint: the %zu master weights are the run's fp32 ones, bit for bit", n);
+  lcc_trainer_free(&t);
+  comm->destroy(comm);
+  be->destroy(be);
   free(w1), free(w2);
 }
 
