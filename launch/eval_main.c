@@ -21,6 +21,7 @@
 #include "jsonl.h"
 #include "loader.h"
 #include "model.h"
+#include "backend_open.h"
 #include "runconfig.h"
 #include "stream.h"
 #include "tokenizer.h"
@@ -30,6 +31,7 @@ typedef struct {
   char model[LCC_OPT_STR], init[LCC_OPT_STR], data[LCC_OPT_STR], tokenizer[LCC_OPT_STR], positions[LCC_OPT_STR];
   char predictions[LCC_OPT_STR], mcq[LCC_OPT_STR], system_prompt[LCC_OPT_STR];
   int threads, max_samples, blank_frames;
+  char backend[LCC_OPT_STR];
   double fps;
   int max_frames, min_frames, min_pixels, max_pixels, total_pixels;
 } eval_opts;
@@ -41,6 +43,7 @@ static const lcc_opt table[] = {
     OPT("data", LCC_OPT_STRING, data, "", "held-out shards: manifest.json or its directory"),
     OPT("tokenizer", LCC_OPT_STRING, tokenizer, "", "tokenizer.json (word boundaries; required with --mcq); empty: every token is a word"),
     OPT("positions", LCC_OPT_STRING, positions, "mrope", "mrope or 1d (as the model was trained)"),
+    OPT("backend", LCC_OPT_STRING, backend, "cpu", "cpu, cpu-bf16 or cuda (bf16 on this process's GPU)"),
     OPT("threads", LCC_OPT_INT, threads, "0", "CPU threads (0: OpenMP default)"),
     OPT("max_samples", LCC_OPT_INT, max_samples, "0", "evaluate at most this many samples or questions (0: all)"),
     OPT("blank_frames", LCC_OPT_BOOL, blank_frames, "false", "every patch row at the mean colour (for a model trained so)"),
@@ -284,7 +287,11 @@ int main(int argc, char **argv) {
   }
   av_log_set_level(AV_LOG_FATAL);   // the video reader reports failures itself, once
   lcc_config cfg;
-  lcc_backend *be = lcc_cpu_backend(o.threads);
+  lcc_backend *be = lcc_open_backend(o.backend, o.threads);
+  if (!be) {
+    fprintf(stderr, "livecc-eval: error: %s\n", lcc_last_error());
+    return 2;
+  }
   lcc_model m = {0};
   lcc_tokenizer *tk = NULL;
   char weights[4200];

@@ -6,7 +6,7 @@ target_include_directories(lcc_stream PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}
 target_link_libraries(lcc_stream PUBLIC lcc_prep)
 
 add_executable(livecc-stream stream_main.c runconfig.c)
-target_link_libraries(livecc-stream PRIVATE lcc_stream)
+target_link_libraries(livecc-stream PRIVATE lcc_stream lcc_backend_open)
 set_target_properties(livecc-stream PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/bin)
 
 # livecc-eval resolves its weights and renders its multiple-choice prompts with the same pieces.

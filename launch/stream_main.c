@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "jsonl.h"
+#include "backend_open.h"
 #include "runconfig.h"
 #include "sample.h"
 #include "stream.h"
@@ -31,6 +32,7 @@ typedef struct {
   double start, end, fps, repetition_penalty, evict_after;
   int max_frames, min_pixels, max_pixels, total_pixels;
   int max_new_tokens, no_cache, realtime, threads, max_samples, fix_last_word, quiet;
+  char backend[LCC_OPT_STR];
 } stream_opts;
 
 #define OPT(key, type, field, def, help) {key, type, offsetof(stream_opts, field), def, help}
@@ -54,6 +56,7 @@ static const lcc_opt table[] = {
     OPT("no_cache", LCC_OPT_BOOL, no_cache, "false", "baseline: run the whole context again every second"),
     OPT("realtime", LCC_OPT_BOOL, realtime, "false", "wait for the wall clock to reach each chunk's end"),
     OPT("positions", LCC_OPT_STRING, positions, "mrope", "mrope or 1d (as the model was trained)"),
+    OPT("backend", LCC_OPT_STRING, backend, "cpu", "cpu, cpu-bf16 or cuda (bf16 on this process's GPU)"),
     OPT("threads", LCC_OPT_INT, threads, "0", "CPU threads (0: OpenMP default)"),
     OPT("check", LCC_OPT_STRING, check, "", "LiveCC JSONL: stream every sample's clip and score the words per second"),
     OPT("max_samples", LCC_OPT_INT, max_samples, "0", "check at most this many samples (0: all)"),
@@ -280,7 +283,11 @@ int main(int argc, char **argv) {
   so.repetition_penalty = o.repetition_penalty, so.evict_after = o.evict_after, so.no_cache = o.no_cache;
   so.realtime = o.realtime;
 
-  lcc_backend *be = lcc_cpu_backend(o.threads);
+  lcc_backend *be = lcc_open_backend(o.backend, o.threads);
+  if (!be) {
+    fprintf(stderr, "livecc-stream: error: %s\n", lcc_last_error());
+    return 2;
+  }
   lcc_config cfg;
   lcc_model m = {0};
   lcc_tokenizer *tk = NULL;

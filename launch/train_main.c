@@ -7,12 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend_open.h"
 #include "trainer.h"
 #include "util.h"
-#ifdef LCC_HAVE_CUDA
-#include "cuda/backend_cuda.h"
-#include "cuda/device.h"
-#endif
 
 static volatile sig_atomic_t stop_requested = 0;
 
@@ -24,36 +21,6 @@ static void usage(FILE *f) {
   lcc_opts_usage(lcc_train_opt_table, lcc_train_opt_count, f);
 }
 
-
-// This process's rank on its node, from the launcher's environment (the device it uses, before MPI starts).
-static int local_rank(void) {
-  const char *vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "PMI_LOCAL_RANK"};
-  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-    if (getenv(vars[i])) return atoi(getenv(vars[i]));
-  return 0;
-}
-
-// The compute backend: the CPU, or the CUDA device of this node-local rank.
-static lcc_backend *open_backend(const lcc_train_opts *o) {
-  if (!strcmp(o->backend, "cpu")) return lcc_cpu_backend(o->threads);
-  if (!strcmp(o->backend, "cpu-bf16")) return lcc_cpu_bf16_backend(o->threads);
-#ifdef LCC_HAVE_CUDA
-  if (!strcmp(o->backend, "cuda")) {
-    char why[256] = "";
-    int n = lcc_cuda_device_count(why, sizeof why);
-    if (n == 0) {
-      lcc_error("backend cuda: %s", why);
-      return NULL;
-    }
-    return lcc_cuda_backend(local_rank() % n);
-  }
-  lcc_error("backend must be cpu, cpu-bf16 or cuda, got '%s'", o->backend);
-#else
-  if (!strcmp(o->backend, "cuda")) lcc_error("backend cuda: this build has no CUDA backend (configure with -DLCC_WITH_CUDA=ON)");
-  else lcc_error("backend must be cpu or cpu-bf16, got '%s'", o->backend);
-#endif
-  return NULL;
-}
 
 // MPI (host memory) or NCCL (device memory) when asked, or when a launcher (mpirun, srun) started this
 // process; otherwise one process.
@@ -111,7 +78,7 @@ int main(int argc, char **argv) {
   sigaddset(&block, SIGTERM);
   sigaddset(&block, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &block, &old);
-  lcc_backend *be = open_backend(&o);
+  lcc_backend *be = lcc_open_backend(o.backend, o.threads);
   if (!be) {
     fprintf(stderr, "livecc-train: error: %s\n", lcc_last_error());
     return 2;

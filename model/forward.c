@@ -411,8 +411,15 @@ int lcc_model_forward(lcc_model *m, const lcc_batch *b) {
   return 0;
 }
 
-void lcc_model_logits(lcc_model *m, void *out, int row0, int n) {
+void lcc_model_logits(lcc_model *m, float *out, int row0, int n) {
+  lcc_backend *be = m->be;
   const int C = m->cfg.hidden_size;
-  m->be->linear_fwd(m->be, out, act_at(m, m->acts.nf, (size_t)row0 * C), lcc_w(m, m->head_idx), NULL, n, C,
-                    m->cfg.vocab_size);
+  const size_t nV = (size_t)n * m->cfg.vocab_size;
+  void *act = be->alloc(be, nV * be->act_bytes);    // [n, V] act type, in backend memory
+  float *wide = be->alloc(be, nV * sizeof(float));  // [n, V] fp32, in backend memory
+  be->linear_fwd(be, act, act_at(m, m->acts.nf, (size_t)row0 * C), lcc_w(m, m->head_idx), NULL, n, C, m->cfg.vocab_size);
+  be->from_act(be, wide, act, nV);
+  be->download(be, out, wide, nV * sizeof(float));
+  be->free(be, act);
+  be->free(be, wide);
 }

@@ -167,8 +167,9 @@ void lcc_model_zero_grad(lcc_model *m);
 // The vision tower and merger alone over these items (incremental inference): features of every merge
 // window, in order, in m->acts.mg_out [n_patches / 4, C]. Returns 0, or -1 with lcc_error().
 int lcc_model_vision(lcc_model *m, const lcc_vision_item *items, int n_items, const float *pixels, int n_patches);
-// Logits of rows [row0, row0 + n) of the last forward into out[n, V] (act type) via the LM head.
-void lcc_model_logits(lcc_model *m, void *out, int row0, int n);
+// Logits of rows [row0, row0 + n) of the last forward via the LM head, as fp32 in host memory out[n, V] on
+// every backend (evaluation, tests; the training loss never forms them).
+void lcc_model_logits(lcc_model *m, float *out, int row0, int n);
 
 // Position ids of one sample by the canonical get_rope_index rule (QWEN2VL.md 2.4): pos[3 * T] as
 // (t | h | w) blocks of T. items: this sample's vision items in order of appearance; each one's pad tokens

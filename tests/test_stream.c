@@ -3,7 +3,8 @@
 //   1. the prompt of the first and of a later chunk, token by token, against the sequence written out here;
 //   2. with the KV cache, the generated tokens equal those of the baseline that runs the whole context
 //      again every second, token for token, over several seconds;
-//   3. evicting old visual tokens keeps generation going and shrinks the context by exactly those tokens.
+//   3. evicting old visual tokens keeps generation going and shrinks the context by exactly those tokens;
+//   4. on the cpu-bf16 backend too, the cache gives the tokens of the baseline.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,23 @@ int main(void) {
   CHECK(cap_c == cap_a && cap_e == cap_a - 24);
   printf("eviction: %d visual tokens evicted over %d chunks; context %d tokens vs %d without (capacity %d vs %d)\n",
          evicted, e.n, e.chunks[5].context_tokens, a.chunks[5].context_tokens, cap_e, cap_a);
+
+  // 4. the same on the cpu-bf16 backend (the CUDA backend's storage types): cache == no cache, token for token
+  lcc_backend *be16 = lcc_cpu_bf16_backend(0);
+  lcc_model m16;
+  LCC_CHECK(lcc_model_create(&m16, &cfg, be16, "") == 0 && lcc_model_load_hf(&m16, "tests/fixtures/tiny_b") == 0, "%s",
+            lcc_last_error());
+  lcc_stream_result a16, c16;
+  int cap16;
+  CHECK(run(&m16, tk, &clip, 0, 0, &a16, &cap16) == 0 && run(&m16, tk, &clip, 1, 0, &c16, &cap16) == 0);
+  int same16 = a16.n == 6 && c16.n == 6;
+  for (int k = 0; k < a16.n && same16; k++)
+    same16 &= a16.chunks[k].n_ids == c16.chunks[k].n_ids &&
+              !memcmp(a16.chunks[k].ids, c16.chunks[k].ids, (size_t)a16.chunks[k].n_ids * sizeof(int32_t));
+  checkf(same16, "bf16: cache == no cache over %d chunks", a16.n);
+  lcc_stream_result_free(&a16), lcc_stream_result_free(&c16);
+  lcc_model_destroy(&m16);
+  be16->destroy(be16);
 
   lcc_stream_result_free(&a), lcc_stream_result_free(&c), lcc_stream_result_free(&e);
   lcc_frames_free(&clip);

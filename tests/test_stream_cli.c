@@ -57,6 +57,9 @@ static void test_stream_program(const char *bin, const char *video) {
   CHECK(run("%s %s --video=%s --max_new_tokens=4", bin, MODEL, video) == 0);
   CHECK(count_lines_with(" s | ") == 6 && has("    0.0-3.0     s | ") && has("    7.0-8.0     s | "));
   CHECK(has("with KV cache: 6 chunks, 8.0 s of video") && has("keeps up with real time: yes"));
+  CHECK(run("%s %s --video=%s --max_new_tokens=4 --backend=cpu-bf16", bin, MODEL, video) == 0);   // bf16 act tensors
+  CHECK(count_lines_with(" s | ") == 6 && has("with KV cache: 6 chunks, 8.0 s of video"));
+  CHECK(run("%s %s --video=%s --backend=gpu", bin, MODEL, video) == 2 && has("backend must be cpu, cpu-bf16 or cuda, got 'gpu'"));
   CHECK(run("%s %s --video=%s --max_new_tokens=4 --no_cache --start=2 --end=7.9", bin, MODEL, video) == 0);
   CHECK(count_lines_with(" s | ") == 4 && has("    2.0-5.0     s | ") && has("    7.0-8.0     s | ") && has("without KV cache"));
 
