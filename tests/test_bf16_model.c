@@ -164,16 +164,22 @@ static void test_infer(const lcc_owned_batch *ob) {
   be->destroy(be);
 }
 
+// Training options: the defaults, then flags as a command line gives them.
+static void make_opts(lcc_train_opts *o, const char *const (*flags)[2], size_t n) {
+  LCC_CHECK(lcc_opts_defaults(o, lcc_train_opt_table, lcc_train_opt_count) == 0, "%s", lcc_last_error());
+  for (size_t i = 0; i < n; i++)
+    LCC_CHECK(lcc_opts_set(o, lcc_train_opt_table, lcc_train_opt_count, flags[i][0], flags[i][1], "test") == 0, "%s",
+              lcc_last_error());
+}
+
 // 4. training with the trainer (AdamW on the fp32 master, the bf16 copy refreshed every step)
 static int train(const char *out, double *first, double *last, float **master, size_t *n) {
+  const char *const flags[][2] = {{"model", "configs/model/tiny.json"}, {"steps", "60"}, {"lr", "2e-3"},
+                                  {"warmup_ratio", "0.05"}, {"synthetic.fixed", "true"}, {"micro_batch", "2"},
+                                  {"freeze", ""}, {"resume", "never"}, {"plot", "false"}, {"zero", "0"}, {"out", out},
+                                  {"backend", "cpu-bf16"}};
   lcc_train_opts o;
-  LCC_CHECK(lcc_opts_defaults(&o, lcc_train_opt_table, lcc_train_opt_count) == 0, "%s", lcc_last_error());
-  const char *flags[][2] = {{"model", "configs/model/tiny.json"}, {"steps", "60"}, {"lr", "2e-3"}, {"warmup_ratio", "0.05"},
-                            {"synthetic.fixed", "true"}, {"micro_batch", "2"}, {"freeze", ""}, {"resume", "never"},
-                            {"plot", "false"}, {"zero", "0"}, {"out", out}, {"backend", "cpu-bf16"}};
-  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
-    LCC_CHECK(lcc_opts_set(&o, lcc_train_opt_table, lcc_train_opt_count, flags[i][0], flags[i][1], "test") == 0, "%s",
-              lcc_last_error());
+  make_opts(&o, flags, sizeof flags / sizeof flags[0]);
   lcc_backend *be = lcc_cpu_bf16_backend(2);
   lcc_comm *comm = lcc_comm_self(be);
   lcc_trainer t;
@@ -203,15 +209,12 @@ static void test_training(void) {
   checkf(first == first2 && last == last2 && !memcmp(w1, w2, n * sizeof(float)),
          "bf16 training: a second run gives the same losses and %zu master weights bit for bit", n);
   // SFT's start: a new run initialized from the first one's checkpoint gets its fp32 masters, not the bf16 copy
-  lcc_train_opts o;
-  LCC_CHECK(lcc_opts_defaults(&o, lcc_train_opt_table, lcc_train_opt_count) == 0, "%s", lcc_last_error());
   char init[4200];
   lcc_pathf(init, sizeof init, "%s/checkpoints", tmp_path("train1"));
-  const char *flags[][2] = {{"model", "configs/model/tiny.json"}, {"freeze", "visual"}, {"resume", "never"},
-                            {"init", init}, {"out", tmp_path("sft")}, {"plot", "false"}, {"backend", "cpu-bf16"}};
-  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
-    LCC_CHECK(lcc_opts_set(&o, lcc_train_opt_table, lcc_train_opt_count, flags[i][0], flags[i][1], "test") == 0, "%s",
-              lcc_last_error());
+  const char *const flags[][2] = {{"model", "configs/model/tiny.json"}, {"freeze", "visual"}, {"resume", "never"},
+                                  {"init", init}, {"out", tmp_path("sft")}, {"plot", "false"}, {"backend", "cpu-bf16"}};
+  lcc_train_opts o;
+  make_opts(&o, flags, sizeof flags / sizeof flags[0]);
   lcc_backend *be = lcc_cpu_bf16_backend(2);
   lcc_comm *comm = lcc_comm_self(be);
   lcc_trainer t;
