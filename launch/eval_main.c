@@ -64,10 +64,13 @@ typedef struct {
   long samples, words, words_right, tokens, tokens_right;
 } tally;
 
+#define LOGIT_ROWS 32   // logits formed per LM-head call: one call per labelled token costs a round trip each
+
 // Scores one sample of the last forward: argmax of the logits at every labelled position.
 static void score(lcc_model *m, const lcc_batch *b, const lcc_tokenizer *tk, int32_t ellipsis, tally *t, FILE *out) {
   const int T = b->n_tokens, V = m->cfg.vocab_size;
-  float *logits = lcc_malloc((size_t)V * sizeof(float));
+  float *logits = lcc_malloc((size_t)LOGIT_ROWS * V * sizeof(float));   // [LOGIT_ROWS, V] rows r0 ..
+  int r0 = 0, rows = 0;
   int word_open = 0, word_ok = 0;
   for (int i = 0; i + 1 < T; i++) {
     const int32_t target = b->labels[i + 1];
@@ -76,9 +79,13 @@ static void score(lcc_model *m, const lcc_batch *b, const lcc_tokenizer *tk, int
     const int starts_word = content && (!tk || !word_open || (piece && (unsigned char)piece[0] == 0xC4 && (unsigned char)piece[1] == 0xA0));
     if (word_open && (!content || starts_word)) t->words++, t->words_right += word_ok, word_open = 0;
     if (!content) continue;
-    lcc_model_logits(m, logits, i, 1);   // [1, V]: the prediction of token i + 1
+    if (i >= r0 + rows) {   // row i holds the prediction of token i + 1
+      r0 = i, rows = T - 1 - i < LOGIT_ROWS ? T - 1 - i : LOGIT_ROWS;
+      lcc_model_logits(m, logits, r0, rows);
+    }
+    const float *row = logits + (size_t)(i - r0) * V;
     int best = 0;
-    for (int v = 1; v < V; v++) best = logits[v] > logits[best] ? v : best;
+    for (int v = 1; v < V; v++) best = row[v] > row[best] ? v : best;
     t->tokens++, t->tokens_right += best == target;
     if (out && tk) fprintf(out, "%ld\t%s\t%s\n", t->samples, lcc_tokenizer_token(tk, target), lcc_tokenizer_token(tk, best));
     if (starts_word) word_open = 1, word_ok = 1;

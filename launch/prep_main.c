@@ -127,13 +127,7 @@ static char *settings_text(const prep_opts *o) {
   for (int i = 0; i < N_OPTS; i++)
     if (strcmp(table[i].key, "workers") && strcmp(table[i].key, "progress") && strcmp(table[i].key, "verify"))
       kept[n++] = table[i];
-  char *text = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&text, &len);
-  LCC_CHECK(f, "open_memstream failed");
-  lcc_opts_print(o, kept, n, f);
-  LCC_CHECK(fclose(f) == 0, "open_memstream close failed");
-  return text;
+  return lcc_opts_text(o, kept, n);
 }
 
 int main(int argc, char **argv) {

@@ -171,6 +171,16 @@ void lcc_opts_print(const void *opts, const lcc_opt *table, int n, FILE *f) {
   }
 }
 
+char *lcc_opts_text(const void *opts, const lcc_opt *table, int n) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  LCC_CHECK(f, "open_memstream failed");
+  lcc_opts_print(opts, table, n, f);
+  LCC_CHECK(fclose(f) == 0, "open_memstream close failed");
+  return text;
+}
+
 void lcc_opts_usage(const lcc_opt *table, int n, FILE *f) {
   for (int i = 0; i < n; i++) {
     char flag[LCC_OPT_STR + 64];

@@ -29,6 +29,8 @@ int lcc_opts_set(void *opts, const lcc_opt *table, int n, const char *key, const
 int lcc_opts_parse_argv(void *opts, const lcc_opt *table, int n, int argc, char **argv);
 // Writes every key with its resolved value, one "key = value" line each (the format the file reader takes).
 void lcc_opts_print(const void *opts, const lcc_opt *table, int n, FILE *f);
+// The same lines as one malloc'd string (for files and checkpoints that record a run's settings).
+char *lcc_opts_text(const void *opts, const lcc_opt *table, int n);
 // Prints the key list with defaults and help.
 void lcc_opts_usage(const lcc_opt *table, int n, FILE *f);
 

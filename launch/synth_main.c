@@ -384,12 +384,7 @@ static int write_readme(const synth_opts *o, const char *codec) {
           "end after the last sampled frame (so that second is not trained on, as in Live-CC-5M).\n\n"
           "Configuration (these lines, saved as a file, work with livecc-synth --config FILE):\n",
       span.a_cs / 100, span.a_cs % 100, span.e_cs / 100, span.e_cs % 100);
-  char *conf = NULL;
-  size_t conf_n = 0;
-  FILE *mem = open_memstream(&conf, &conf_n);
-  LCC_CHECK(mem, "open_memstream failed");
-  lcc_opts_print(o, opt_table, opt_count, mem);
-  LCC_CHECK(fclose(mem) == 0, "open_memstream failed");
+  char *conf = lcc_opts_text(o, opt_table, opt_count);
   put(&t, "%s", conf);
   free(conf);
   int rc = write_file(path, t.s, t.n);

@@ -61,11 +61,9 @@ int lcc_trainer_init(lcc_trainer *t, const lcc_train_opts *o, lcc_backend *be, l
   t->be = be;
   lcc_train_opts *op = &t->o;
   if (lcc_train_opts_check(op, comm->world)) return -1;
-  FILE *mem = fmemopen(t->run_config, sizeof t->run_config - 1, "w");
-  if (mem) {
-    lcc_opts_print(op, lcc_train_opt_table, lcc_train_opt_count, mem);
-    fclose(mem);
-  }
+  char *run_config = lcc_opts_text(op, lcc_train_opt_table, lcc_train_opt_count);
+  snprintf(t->run_config, sizeof t->run_config, "%s", run_config);
+  free(run_config);
   if (lcc_config_load(&t->cfg, op->model)) return -1;
   if (lcc_model_create(&t->model, &t->cfg, t->be, op->freeze)) return -1;
   if (!t->model.n_grad) return lcc_error("freeze '%s' leaves nothing to train", op->freeze);
