@@ -24,6 +24,10 @@ const lcc_opt lcc_train_opt_table[] = {
     OPT("beta2", LCC_OPT_FLOAT, beta2, "0.999", "AdamW beta2"),
     OPT("adam_eps", LCC_OPT_FLOAT, adam_eps, "1e-8", "AdamW epsilon"),
     OPT("clip", LCC_OPT_FLOAT, clip, "0", "clip the global gradient norm to this (0: off, as LiveCC)"),
+    OPT("nonfinite", LCC_OPT_STRING, nonfinite, "skip", "a step whose gradient norm is not finite (or above skip_grad_norm): skip (no update, logged with its samples) or stop"),
+    OPT("max_skips", LCC_OPT_INT, max_skips, "5", "skipped steps in a row before the run stops"),
+    OPT("skip_grad_norm", LCC_OPT_FLOAT, skip_grad_norm, "0", "a gradient norm above this counts as exploding: handled as nonfinite says (0: off)"),
+    OPT("collective_timeout", LCC_OPT_INT, collective_timeout, "600", "seconds a collective may wait for the other ranks; then each live rank reports and exits with code 98 (0: off)"),
     OPT("loss", LCC_OPT_STRING, loss, "sample", "sample: mean per sample, then over the global batch (LiveCC); token: mean per token"),
     OPT("positions", LCC_OPT_STRING, positions, "mrope", "mrope: 3-D get_rope_index positions; 1d: 0..T-1 on every axis"),
     OPT("seed", LCC_OPT_INT, seed, "42", "seed of the init, the data order and the synthetic data"),
@@ -41,6 +45,8 @@ const lcc_opt lcc_train_opt_table[] = {
     OPT("save_every", LCC_OPT_INT, save_every, "0", "checkpoint every N steps (0: only at the end)"),
     OPT("keep_last", LCC_OPT_INT, keep_last, "3", "checkpoints kept (older ones are removed)"),
     OPT("resume", LCC_OPT_STRING, resume, "auto", "auto: continue from <out>/checkpoints when one exists; never"),
+    OPT("override", LCC_OPT_STRING, override, "", "comma-separated settings that may differ from the resumed checkpoint's (seed, lr, data, ...)"),
+    OPT("fresh", LCC_OPT_BOOL, fresh, "false", "start from scratch when every checkpoint under <out> is refused (they are kept)"),
     OPT("synthetic.chunks", LCC_OPT_INT, synth_chunks, "4", "synthetic samples: video chunks (seconds - 2) per sample"),
     OPT("synthetic.grid_h", LCC_OPT_INT, synth_grid_h, "4", "synthetic samples: patch rows per frame"),
     OPT("synthetic.grid_w", LCC_OPT_INT, synth_grid_w, "4", "synthetic samples: patch columns per frame"),
@@ -57,6 +63,9 @@ const lcc_opt lcc_train_opt_table[] = {
     OPT("fault.kill_after", LCC_OPT_INT, fault_kill_after, "0", "testing: SIGKILL this process after step N (its checkpoint included)"),
     OPT("fault.kill_in_save", LCC_OPT_INT, fault_kill_in_save, "0", "testing: SIGKILL this process while checkpoint N is half written"),
     OPT("fault.wait_after", LCC_OPT_INT, fault_wait_after, "0", "testing: after step N, wait for SIGTERM/SIGUSR1 (up to 5 min)"),
+    OPT("fault.nan_at", LCC_OPT_INT, fault_nan_at, "0", "testing: the gradients of step N (1-based) are NaN on rank fault.rank"),
+    OPT("fault.stop_after", LCC_OPT_INT, fault_stop_after, "0", "testing: rank fault.rank stops itself (SIGSTOP) after step N"),
+    OPT("fault.rank", LCC_OPT_INT, fault_rank, "0", "testing: the rank the nan_at and stop_after faults hit"),
 };
 const int lcc_train_opt_count = sizeof lcc_train_opt_table / sizeof lcc_train_opt_table[0];
 

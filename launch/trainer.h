@@ -15,6 +15,9 @@
 
 // Exit code of a run that stopped on a signal after saving a checkpoint: the Slurm scripts requeue it.
 #define LCC_EXIT_REQUEUE 99
+// Exit code of a rank whose collective passed its deadline (collective_timeout): a stalled or lost rank.
+// The Slurm scripts do not requeue it blindly (a requeue lands on the same broken node as often as not).
+#define LCC_EXIT_COLLECTIVE_TIMEOUT 98
 
 typedef struct {
   char model[LCC_OPT_STR];      // HF folder or config.json of the architecture
@@ -25,6 +28,10 @@ typedef struct {
   int threads;
   int steps, micro_batch, grad_accum, global_batch;
   double lr, warmup_ratio, weight_decay, beta1, beta2, adam_eps, clip;
+  char nonfinite[LCC_OPT_STR];  // skip or stop: what a step with a non-finite (or too large) gradient norm does
+  int max_skips;                // skipped steps in a row before the run stops
+  double skip_grad_norm;        // a gradient norm above this counts as exploding (0: off)
+  int collective_timeout;       // seconds any collective may take before every live rank reports and exits (0: off)
   char loss[LCC_OPT_STR];       // "sample" (LiveCC) or "token"
   char positions[LCC_OPT_STR];  // "mrope" or "1d"
   int seed;
@@ -36,6 +43,8 @@ typedef struct {
   char out[LCC_OPT_STR];        // run directory: metrics.jsonl, loss.png, checkpoints/
   int save_every, keep_last;
   char resume[LCC_OPT_STR];     // auto: continue from <out>/checkpoints when there is one; never
+  char override[LCC_OPT_STR];   // comma-separated run settings allowed to differ from the resumed checkpoint's
+  int fresh;                    // start from scratch although every checkpoint under <out> was refused
   int synth_chunks, synth_grid_h, synth_grid_w, synth_words, synth_fixed;
   char batch_file[LCC_OPT_STR]; // train on this one batch (safetensors) instead of a data stream
   char dump_batch[LCC_OPT_STR]; // write the first batch here
@@ -43,6 +52,8 @@ typedef struct {
   int dry_run, plan_world, plan_tokens, recompute;
   int fault_kill_after, fault_kill_in_save;   // testing: SIGKILL after a step's checkpoint / in its middle
   int fault_wait_after;                       // testing: wait for a stop signal after this step
+  int fault_nan_at;                           // testing: this step's gradients are NaN on rank fault_rank
+  int fault_stop_after, fault_rank;           // testing: rank fault_rank stops itself (SIGSTOP) after this step
 } lcc_train_opts;
 
 extern const lcc_opt lcc_train_opt_table[];

@@ -7,7 +7,7 @@
 #include "util.h"
 
 void lcc_batch_free(lcc_owned_batch *ob) {
-  free(ob->ids), free(ob->labels), free(ob->sample_start), free(ob->items), free(ob->pixels);
+  free(ob->ids), free(ob->labels), free(ob->sample_start), free(ob->items), free(ob->pixels), free(ob->sample_ids);
   memset(ob, 0, sizeof *ob);
 }
 
@@ -130,12 +130,14 @@ void lcc_batch_synthetic(lcc_owned_batch *ob, const lcc_config *cfg, const lcc_s
   ob->sample_start = lcc_malloc(((size_t)n_samples + 1) * sizeof(int32_t));
   ob->items = lcc_malloc(((size_t)n_samples * chunks + 1) * sizeof(lcc_vision_item));
   ob->pixels = lcc_malloc(((size_t)n_samples * per_sample_patches * P + 1) * sizeof(float));
+  ob->sample_ids = lcc_malloc(((size_t)n_samples + 1) * sizeof(int64_t));
   token_writer w = {ob->ids, ob->labels, 0};
   int n_items = 0, n_patches = 0;
   for (int s = 0; s < n_samples; s++) {
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)(first + s);   // this sample's own stream
     next_u64(&rng);
     ob->sample_start[s] = w.n;
+    ob->sample_ids[s] = first + s;
     put(&w, im_start, 0), text(&w, 3, &rng, text_vocab), put(&w, im_end, 0), put(&w, nl, 0);   // system turn
     for (int c = 0; c < chunks; c++) {
       const int t = c == 0 ? 3 : 1;

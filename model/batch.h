@@ -13,6 +13,8 @@ typedef struct {
   int32_t *ids, *labels, *sample_start;
   lcc_vision_item *items;
   float *pixels;
+  int64_t *sample_ids;          // [n_samples] where each sample came from: its global sample index (loader) or
+                                // stream position (synthetic); NULL when unknown (a batch file)
 } lcc_owned_batch;
 
 void lcc_batch_free(lcc_owned_batch *ob);
