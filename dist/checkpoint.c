@@ -178,6 +178,39 @@ static int write_state(const char *dir, const lcc_model *m, const lcc_ckpt_state
   return bad ? lcc_error("%s: write failed: %s", path, strerror(errno)) : 0;
 }
 
+// state.sum: the size and CRC-64 of state.json, so an edited or damaged state (step, consumed, run
+// configuration) is refused like any other damaged file.
+static int write_state_sum(const char *dir) {
+  char path[4200], text[96];
+  lcc_pathf(path, sizeof path, "%s/state.json", dir);
+  uint64_t crc;
+  int64_t bytes;
+  if (lcc_file_crc64(path, &crc, &bytes)) return -1;
+  snprintf(text, sizeof text, "%" PRId64 " %016" PRIx64 "\n", bytes, crc);
+  lcc_pathf(path, sizeof path, "%s/state.sum", dir);
+  return write_atomic(path, text);
+}
+
+static int verify_state_sum(const char *dir) {
+  char path[4200];
+  lcc_pathf(path, sizeof path, "%s/state.sum", dir);
+  char *text = lcc_read_file(path, NULL);
+  if (!text) return lcc_error("%s: missing: state.json is unchecked (damaged checkpoint, or written before state sums)", path);
+  long long want_bytes = -1;
+  char want_crc[32] = "";
+  const int fields = sscanf(text, "%lld %31s", &want_bytes, want_crc);
+  free(text);
+  if (fields != 2) return lcc_error("%s: damaged (expected \"<bytes> <crc64>\")", path);
+  lcc_pathf(path, sizeof path, "%s/state.json", dir);
+  uint64_t crc;
+  int64_t bytes;
+  if (lcc_file_crc64(path, &crc, &bytes)) return -1;
+  if (bytes != want_bytes || crc != strtoull(want_crc, NULL, 16))
+    return lcc_error("%s: checksum mismatch (state.sum records %lld bytes with CRC-64 %s, found %lld bytes with %016" PRIx64
+                     "): the file was edited or is damaged", path, want_bytes, want_crc, (long long)bytes, crc);
+  return 0;
+}
+
 // Sums of the files rank 0 wrote (HF layout), plus the optimizer parts whose sums come from their ranks.
 static int list_sums(const char *dir, file_sum **out, int *n) {
   DIR *d = opendir(dir);
@@ -188,7 +221,9 @@ static int list_sums(const char *dir, file_sum **out, int *n) {
   *n = 0;
   int rc = 0;
   while ((e = readdir(d)) && !rc) {
-    if (e->d_name[0] == '.' || !strncmp(e->d_name, "optim-", 6) || !strcmp(e->d_name, "state.json")) continue;
+    if (e->d_name[0] == '.' || !strncmp(e->d_name, "optim-", 6) || !strcmp(e->d_name, "state.json") ||
+        !strcmp(e->d_name, "state.sum"))
+      continue;
     if (*n == cap) *out = lcc_realloc(*out, (size_t)(cap *= 2) * sizeof(file_sum));
     file_sum *s = &(*out)[(*n)++];
     lcc_pathf(s->name, sizeof s->name, "%s", e->d_name);
@@ -270,6 +305,7 @@ int lcc_ckpt_save(const char *dir, lcc_model *m, lcc_dp *dp, const lcc_ckpt_stat
   if (kill_in_save == st->step) raise(SIGKILL);   // test hook: every file written, nothing committed
   if (c->rank == 0 && !rc) {
     rc = write_state(tmp, m, st, files, n);
+    if (!rc) rc = write_state_sum(tmp);
     if (!rc) rc = fsync_path(tmp);
     char replaced[4200];   // a run that starts over (resume=never) writes the same step again: swap it in
     lcc_pathf(replaced, sizeof replaced, "%s/.old-step-%08" PRId64, dir, st->step);
@@ -315,6 +351,7 @@ static lcc_json_doc *read_state(const char *path) {
 }
 
 int lcc_ckpt_verify(const char *path) {
+  if (verify_state_sum(path)) return -1;
   lcc_json_doc *doc = read_state(path);
   if (!doc) return -1;
   const lcc_json *files = lcc_json_get(lcc_json_root(doc), "files");
@@ -338,32 +375,63 @@ int lcc_ckpt_verify(const char *path) {
   return rc;
 }
 
-int lcc_ckpt_find(const char *dir, lcc_comm *comm, char *path, size_t cap) {
+// Moves a refused checkpoint out of the way, so no later save of the same step overwrites it and no prune
+// removes it: <dir>/refused-step-NNNNNNNN (-2, -3, ... when that exists).
+static void set_aside(const char *dir, const char *name) {
+  char from[4200], to[4300];
+  lcc_pathf(from, sizeof from, "%s/%s", dir, name);
+  for (int k = 1; k < 1000; k++) {
+    if (k == 1) lcc_pathf(to, sizeof to, "%s/refused-%s", dir, name);
+    else lcc_pathf(to, sizeof to, "%s/refused-%s-%d", dir, name, k);
+    if (access(to, F_OK) == 0) continue;
+    if (rename(from, to) == 0) fprintf(stderr, "livecc: kept the refused checkpoint as %s\n", to);
+    else fprintf(stderr, "livecc: could not move the refused checkpoint %s aside: %s\n", from, strerror(errno));
+    return;
+  }
+}
+
+static int64_t count_refused(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int64_t n = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) n += strncmp(e->d_name, "refused-step-", 13) == 0;
+  closedir(d);
+  return n;
+}
+
+int lcc_ckpt_find(const char *dir, lcc_comm *comm, char *path, size_t cap, int *refused) {
   char found[4200] = "";
+  int64_t n_refused = 0;
   if (comm->rank == 0) {
     char latest[4200];
     lcc_pathf(latest, sizeof latest, "%s/latest", dir);
     char *text = lcc_read_file(latest, NULL);
+    if (text) text[strcspn(text, "\r\n")] = 0;
     char **names;
     int n = list_steps(dir, &names);
-    // candidates: the one `latest` names, then every step directory, newest first
+    // candidates: the one `latest` names, then every other step directory, newest first
     for (int i = -1; i < n && !found[0]; i++) {
+      const char *name = i < 0 ? text : names[i];
+      if (!name || (i >= 0 && text && !strcmp(name, text))) continue;
       char cand[4200];
-      if (i < 0) {
-        if (!text) continue;
-        text[strcspn(text, "\r\n")] = 0;
-        lcc_pathf(cand, sizeof cand, "%s/%s", dir, text);
-      } else {
-        lcc_pathf(cand, sizeof cand, "%s/%s", dir, names[i]);
+      lcc_pathf(cand, sizeof cand, "%s/%s", dir, name);
+      if (i < 0 && access(cand, F_OK)) continue;   // `latest` names one already set aside
+      if (lcc_ckpt_verify(cand) == 0) {
+        lcc_pathf(found, sizeof found, "%s", cand);
+        break;
       }
-      if (lcc_ckpt_verify(cand) == 0) lcc_pathf(found, sizeof found, "%s", cand);
-      else fprintf(stderr, "livecc: checkpoint %s refused: %s; trying the one before\n", cand, lcc_last_error());
+      fprintf(stderr, "livecc: checkpoint %s refused: %s; trying the one before\n", cand, lcc_last_error());
+      set_aside(dir, name);
     }
     free(text);
     free_names(names, n);
+    n_refused = count_refused(dir);
   }
   comm->bcast(comm, found, sizeof found, 0);
+  comm->bcast(comm, &n_refused, sizeof n_refused, 0);
   lcc_pathf(path, cap, "%s", found);
+  if (refused) *refused = (int)n_refused;
   return found[0] ? 1 : 0;
 }
 
@@ -401,8 +469,7 @@ int lcc_ckpt_load(const char *path, lcc_model *m, lcc_dp *dp, lcc_ckpt_state *st
   return agree(dp->comm, rc) ? (rc ? rc : lcc_error("%s: another rank failed to load its part", path)) : 0;
 }
 
-// The value of `key` in a run configuration's "key = value" lines, into out; -1 when absent.
-static int run_value(const char *run_config, const char *key, char *out, size_t cap) {
+int lcc_ckpt_run_value(const char *run_config, const char *key, char *out, size_t cap) {
   const size_t k = strlen(key);
   for (const char *line = run_config; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
     if (strncmp(line, key, k) || strncmp(line + k, " = ", 3)) continue;
@@ -421,7 +488,7 @@ int lcc_ckpt_load_master(const char *path, lcc_model *m) {
   const int world = (int)get_int(root, "world_size", &rc, path);
   const int64_t n_grad = get_int(root, "n_grad", &rc, path);
   char freeze[4096];
-  if (!rc && (!cfg || cfg->type != LCC_JSON_STRING || run_value(cfg->str, "freeze", freeze, sizeof freeze)))
+  if (!rc && (!cfg || cfg->type != LCC_JSON_STRING || lcc_ckpt_run_value(cfg->str, "freeze", freeze, sizeof freeze)))
     rc = lcc_error("%s/state.json: no run configuration with its freeze list", path);
   lcc_model run = {0};   // the run's layout: which tensors it trained, where their masters sit
   if (!rc) rc = lcc_model_create(&run, &m->cfg, NULL, freeze);

@@ -6,7 +6,8 @@
 //     optim-00000-of-00002.safetensors ...   rank r's part [begin, end) of the trainable range: tensors
 //         "master" (fp32 weights), "exp_avg", "exp_avg_sq", with begin/end/n_grad in the metadata
 //     state.json   step, consumed samples, world size, ZeRO stage, layout hash, the run configuration, and
-//                  the size and CRC-64 of every file above (rank 0, written last)
+//                  the size and CRC-64 of every file above (rank 0)
+//     state.sum    "<bytes> <crc64>" of state.json (rank 0, written last)
 //   <dir>/latest   "step-00000006"
 // A checkpoint loads on any number of ranks: each rank reads its new part from the files that hold it.
 #ifndef LCC_CHECKPOINT_H
@@ -30,10 +31,12 @@ typedef struct {
 // beyond that many. Returns 0, or -1 with lcc_error(); a failure never leaves a directory under its final
 // name, and `latest` keeps pointing at the previous checkpoint.
 int lcc_ckpt_save(const char *dir, lcc_model *m, lcc_dp *dp, const lcc_ckpt_state *st, int keep_last);
-// Finds the newest checkpoint under dir that passes its checksums, starting at `latest` and falling back
-// to older ones with a message on stderr for each one refused (collective; rank 0 checks, all learn).
-// Returns 1 with the directory in path, 0 when there is none, -1 with lcc_error().
-int lcc_ckpt_find(const char *dir, lcc_comm *comm, char *path, size_t cap);
+// Finds the newest checkpoint under dir that passes its checksums (state.json's own in state.sum),
+// starting at `latest` and falling back to older ones with a message on stderr for each one refused
+// (collective; rank 0 checks, all learn). Each refused one is moved to refused-step-NNNNNNNN, where no
+// later save or prune touches it. *refused (may be NULL): how many refused-step-* directories dir holds.
+// Returns 1 with the directory in path, 0 when none passes.
+int lcc_ckpt_find(const char *dir, lcc_comm *comm, char *path, size_t cap, int *refused);
 // Loads the weights and this rank's optimizer part (any world size) and the state (collective).
 int lcc_ckpt_load(const char *path, lcc_model *m, lcc_dp *dp, lcc_ckpt_state *st);
 // The exact weights of a checkpoint for export: its HF files hold the compute copy (bf16 on CUDA), its
@@ -41,7 +44,10 @@ int lcc_ckpt_load(const char *path, lcc_model *m, lcc_dp *dp, lcc_ckpt_state *st
 // (any freeze list and backend; the run's own list is in state.json) with the masters. No communicator.
 // Returns 0, or -1 with lcc_error().
 int lcc_ckpt_load_master(const char *path, lcc_model *m);
-// Checks every file of one checkpoint against state.json. 0, or -1 with lcc_error() naming the file.
+// The value of `key` in a run configuration's "key = value" lines (lcc_ckpt_state.run_config), into out;
+// -1 when absent.
+int lcc_ckpt_run_value(const char *run_config, const char *key, char *out, size_t cap);
+// Checks state.sum and every file of one checkpoint against state.json. 0, or -1 with lcc_error() naming the file.
 int lcc_ckpt_verify(const char *path);
 // Removes temporary directories left by interrupted saves (rank 0 at start).
 void lcc_ckpt_clean(const char *dir);

@@ -1,9 +1,11 @@
-// livecc-train --dry-run: the per-rank memory plan of a run on the CUDA backend (bf16 weights and
-// activations, fp32 master weights, moments and gradients), from the model config and the options.
+// livecc-train --dry-run: the per-rank memory plan of a run, from the model config and the options. On cuda
+// and cpu-bf16: bf16 weights and activations, fp32 master weights, moments and gradients; on cpu everything is
+// fp32 and the compute weights are the master weights. GPU workspaces count on cuda only.
 // The activation terms follow the buffers of model/forward.c; with recompute a decoder layer keeps only its
 // input and rebuilds the rest during backward.
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "trainer.h"
 #include "util.h"
@@ -30,7 +32,8 @@ static double largest_stage_bytes(const lcc_model *m) {
 double lcc_memory_plan(const lcc_config *cfg, const lcc_train_opts *o, FILE *f) {
   lcc_model m;
   if (lcc_model_create(&m, cfg, NULL, o->freeze)) return -1;   // the layout only
-  const double W = o->plan_world, T = o->plan_tokens, A = 2.0, F = 4.0;   // bf16 act bytes, fp32 bytes
+  const int gpu = !strcmp(o->backend, "cuda"), fp32 = !strcmp(o->backend, "cpu");
+  const double W = o->plan_world, T = o->plan_tokens, A = fp32 ? 4.0 : 2.0, F = 4.0;   // act bytes, fp32 bytes
   const double n_all = (double)m.n_elems, n_train = (double)m.n_grad, part = n_train / W;
   const double C = cfg->hidden_size, I = cfg->intermediate_size, L = cfg->num_layers, D = cfg->head_dim;
   const double HD = cfg->num_heads * D, Q = HD + 2.0 * cfg->num_kv_heads * D, V = cfg->vocab_size;
@@ -40,7 +43,7 @@ double lcc_memory_plan(const lcc_config *cfg, const lcc_train_opts *o, FILE *f) 
   const double bucket = bucket_bytes > stage_bytes ? bucket_bytes : stage_bytes;
 
   const double weights = n_all * A;
-  const double master = (o->zero ? part : n_train) * F;
+  const double master = fp32 ? 0.0 : (o->zero ? part : n_train) * F;   // fp32: the compute weights are the masters
   const double moments = 2.0 * (o->zero ? part : n_train) * F;
   const double grads = o->zero == 2 ? part * F + 2.0 * bucket : n_train * F;
   const double layer = T * (C + Q + HD + C + C + 2 * I + I) * A + T * (2 + cfg->num_heads) * F;   // one layer's buffers
@@ -50,17 +53,21 @@ double lcc_memory_plan(const lcc_config *cfg, const lcc_train_opts *o, FILE *f) 
   const double scratch = T * C * A + 2.0 * T * (Q > 2 * I ? Q : 2 * I) * A;
   const double act_vit = N * P * A + 2 * N * E * A + N * (7 * E + 2 * M) * A + N * (4 + cfg->vit_num_heads) * F +
                          N * cfg->vit_head_dim * F + N * 3 * E * A + N / U * C * A;
-  const double workspace = (64.0 + 256.0) * 1024 * 1024 + 1.0 * GIB;   // cuBLASLt, cuDNN attention, NCCL buffers
+  const double workspace = gpu ? (64.0 + 256.0) * 1024 * 1024 + 1.0 * GIB : 0.0;   // cuBLASLt, cuDNN attention, NCCL
   // a frozen ViT runs before the decoder and shares its memory (model/forward.c): the peak is the larger
   const double decoder_phase = act_decoder + act_head + scratch;
   const double total = weights + master + moments + grads + (act_vit > decoder_phase ? act_vit : decoder_phase) + workspace;
 
-  fprintf(f, "# memory plan per rank: %s, %d ranks, ZeRO-%d, %d tokens per sample (%.0f patches through a frozen ViT), "
-             "recompute %s, freeze '%s'\n", o->model, o->plan_world, o->zero, o->plan_tokens, N, o->recompute ? "on" : "off",
+  fprintf(f, "# memory plan per rank (backend %s): %s, %d ranks, ZeRO-%d, %d tokens per sample (%.0f patches through a frozen ViT), "
+             "recompute %s, freeze '%s'\n", o->backend, o->model, o->plan_world, o->zero, o->plan_tokens, N, o->recompute ? "on" : "off",
           o->freeze);
   fprintf(f, "#   parameters: %.3f B in all, %.3f B trainable\n", n_all / 1e9, n_train / 1e9);
-  fprintf(f, "  %-44s %8.2f GiB\n", "weights (bf16 compute copy, all)", weights / GIB);
-  fprintf(f, "  %-44s %8.2f GiB\n", o->zero ? "master weights (fp32, this rank's part)" : "master weights (fp32)", master / GIB);
+  if (fp32) {
+    fprintf(f, "  %-44s %8.2f GiB\n", "weights (fp32, all: the master weights)", weights / GIB);
+  } else {
+    fprintf(f, "  %-44s %8.2f GiB\n", "weights (bf16 compute copy, all)", weights / GIB);
+    fprintf(f, "  %-44s %8.2f GiB\n", o->zero ? "master weights (fp32, this rank's part)" : "master weights (fp32)", master / GIB);
+  }
   fprintf(f, "  %-44s %8.2f GiB\n", o->zero ? "AdamW moments (fp32, this rank's part)" : "AdamW moments (fp32)", moments / GIB);
   fprintf(f, "  %-44s %8.2f GiB\n", o->zero == 2 ? "gradients (fp32 part + 2 stages in flight)" : "gradients (fp32, trainable)", grads / GIB);
   fprintf(f, "  %-44s %8.2f GiB   (without recompute: %.2f GiB)\n", "activations, decoder", act_decoder / GIB,
@@ -69,8 +76,14 @@ double lcc_memory_plan(const lcc_config *cfg, const lcc_train_opts *o, FILE *f) 
   fprintf(f, "  %-44s %8.2f GiB\n", "backward scratch", scratch / GIB);
   fprintf(f, "  %-44s %8.2f GiB   (shares the decoder's memory: not added)\n", "activations, ViT (no grad, one block reused)",
           act_vit / GIB);
-  fprintf(f, "  %-44s %8.2f GiB\n", "workspace (cuBLASLt, cuDNN, NCCL)", workspace / GIB);
+  if (gpu) fprintf(f, "  %-44s %8.2f GiB\n", "workspace (cuBLASLt, cuDNN, NCCL)", workspace / GIB);
   fprintf(f, "  %-44s %8.2f GiB   (%.1f GB)\n", "total", total / GIB, total / 1e9);
+  // what one rank may use: a GPU's memory, or (CPU backends) this machine's
+  const double have = gpu ? o->plan_device_gib * GIB : (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+  if (total > have)
+    fprintf(stderr, "livecc-train: warning: the plan needs %.2f GiB per rank, more than the %.2f GiB of %s: use more ranks "
+            "(plan.world_size), ZeRO-2, recompute = true or shorter samples\n", total / GIB, have / GIB,
+            gpu ? "one GPU (plan.device_gib)" : "this machine's memory");
   lcc_model_destroy(&m);
   return total;
 }

@@ -47,6 +47,19 @@ static lcc_comm *open_comm(const char *dist, lcc_backend *be) {
 #endif
 }
 
+// --dry-run --dump_batch: the first micro-batch rank 0 would train on (from data, or synthetic).
+static int dump_first_batch(const lcc_train_opts *o, const lcc_config *cfg) {
+  lcc_trainer t = {.o = *o, .cfg = *cfg};   // a source reads only the options and the config
+  lcc_source *src = lcc_source_open(&t, o->data, 1, 1, 0, o->micro_batch, 1, 0);
+  lcc_owned_batch *ob;
+  int rc = !src || lcc_source_next(src, &ob) || lcc_batch_save(ob, o->dump_batch, lcc_patch_dim(cfg));
+  if (!rc)
+    printf("# wrote %d samples, %d tokens, %d patch rows to %s (%s)\n", ob->b.n_samples, ob->b.n_tokens, ob->b.n_patches,
+           o->dump_batch, o->data[0] ? o->data : "synthetic samples");
+  lcc_source_close(src);
+  return rc ? -1 : 0;
+}
+
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -60,15 +73,8 @@ int main(int argc, char **argv) {
   }
   if (o.dry_run) {   // the memory plan, and the first synthetic micro-batch when asked (benchmarks feed it to torch)
     lcc_config cfg;
-    int rc = lcc_config_load(&cfg, o.model) || lcc_memory_plan(&cfg, &o, stdout) < 0;
-    if (!rc && o.dump_batch[0]) {
-      lcc_owned_batch ob;
-      lcc_batch_synthetic(&ob, &cfg, &(lcc_synth_shape){o.synth_chunks, o.synth_grid_h, o.synth_grid_w, o.synth_words},
-                          (uint64_t)o.seed, 0, o.micro_batch);
-      rc = lcc_batch_save(&ob, o.dump_batch, lcc_patch_dim(&cfg));
-      if (!rc) printf("# wrote %d samples, %d tokens, %d patch rows to %s\n", ob.b.n_samples, ob.b.n_tokens, ob.b.n_patches, o.dump_batch);
-      lcc_batch_free(&ob);
-    }
+    int rc = lcc_train_opts_check(&o, o.plan_world) || lcc_config_load(&cfg, o.model) || lcc_memory_plan(&cfg, &o, stdout) < 0;
+    if (!rc && o.dump_batch[0]) rc = dump_first_batch(&o, &cfg);
     if (rc) fprintf(stderr, "livecc-train: error: %s\n", lcc_last_error());
     return rc ? 2 : 0;
   }

@@ -1,5 +1,7 @@
 // livecc-train's keys: defaults follow LiveCC's recipe (LIVECC.md 5.1) where it has one.
+#include <float.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "trainer.h"
@@ -59,6 +61,7 @@ const lcc_opt lcc_train_opt_table[] = {
     OPT("dry_run", LCC_OPT_BOOL, dry_run, "false", "print the per-rank memory plan (and write dump_batch, if set) and exit"),
     OPT("plan.world_size", LCC_OPT_INT, plan_world, "8", "dry run: ranks"),
     OPT("plan.tokens", LCC_OPT_INT, plan_tokens, "32768", "dry run: tokens per sample"),
+    OPT("plan.device_gib", LCC_OPT_FLOAT, plan_device_gib, "80", "dry run: memory of one GPU, GiB (H100 80, H200 141): a plan above it is a warning"),
     OPT("recompute", LCC_OPT_BOOL, recompute, "false", "keep only each decoder layer's input; backward recomputes the rest"),
     OPT("fault.kill_after", LCC_OPT_INT, fault_kill_after, "0", "testing: SIGKILL this process after step N (its checkpoint included)"),
     OPT("fault.kill_in_save", LCC_OPT_INT, fault_kill_in_save, "0", "testing: SIGKILL this process while checkpoint N is half written"),
@@ -86,8 +89,24 @@ int lcc_train_opts_check(lcc_train_opts *o, int world) {
   if (strcmp(o->positions, "mrope") && strcmp(o->positions, "1d"))
     return lcc_error("positions must be 'mrope' or '1d', got '%s'", o->positions);
   if (strcmp(o->resume, "auto") && strcmp(o->resume, "never")) return lcc_error("resume must be 'auto' or 'never', got '%s'", o->resume);
-  if (o->lr < 0 || o->warmup_ratio < 0 || o->warmup_ratio > 1 || o->clip < 0)
-    return lcc_error("lr and clip must be >= 0 and warmup_ratio in [0, 1]");
+  // Each value's valid range, named: a bad one otherwise surfaces steps later as a NaN with a misleading hint.
+  if (!(o->lr >= 0 && o->lr <= FLT_MAX)) return lcc_error("lr must be in [0, %g] (fp32), got %g", FLT_MAX, o->lr);
+  if (!(o->warmup_ratio >= 0 && o->warmup_ratio <= 1)) return lcc_error("warmup_ratio must be in [0, 1], got %g", o->warmup_ratio);
+  if (!(o->beta1 >= 0 && o->beta1 < 1)) return lcc_error("beta1 must be in [0, 1), got %g", o->beta1);
+  if (!(o->beta2 >= 0 && o->beta2 < 1)) return lcc_error("beta2 must be in [0, 1), got %g", o->beta2);
+  if (!(o->adam_eps > 0 && o->adam_eps <= 1)) return lcc_error("adam_eps must be in (0, 1], got %g", o->adam_eps);
+  if (!(o->weight_decay >= 0 && o->weight_decay <= FLT_MAX)) return lcc_error("weight_decay must be >= 0, got %g", o->weight_decay);
+  if (!(o->clip >= 0 && o->clip <= FLT_MAX)) return lcc_error("clip must be >= 0 (0: off), got %g", o->clip);
+  if (!(o->skip_grad_norm >= 0)) return lcc_error("skip_grad_norm must be >= 0 (0: off), got %g", o->skip_grad_norm);
+  if (strcmp(o->nonfinite, "skip") && strcmp(o->nonfinite, "stop"))
+    return lcc_error("nonfinite must be 'skip' or 'stop', got '%s'", o->nonfinite);
+  if (o->max_skips < 0) return lcc_error("max_skips must be >= 0, got %d", o->max_skips);
+  if (o->collective_timeout < 0) return lcc_error("collective_timeout must be >= 0 seconds (0: off), got %d", o->collective_timeout);
+  if (o->plan_world < 1 || o->plan_tokens < 1)
+    return lcc_error("plan.world_size and plan.tokens must be >= 1, got %d and %d", o->plan_world, o->plan_tokens);
+  if (!(o->plan_device_gib > 0)) return lcc_error("plan.device_gib must be > 0, got %g", o->plan_device_gib);
+  if (o->lr >= 1.0)
+    fprintf(stderr, "livecc-train: warning: lr = %g is far above any fine-tuning rate (LiveCC: 2e-5)\n", o->lr);
   if (o->zero < 0 || o->zero > 2) return lcc_error("zero must be 0, 1 or 2, got %d", o->zero);
   if (o->bucket_mb < 1 || o->keep_last < 0 || o->save_every < 0 || o->log_every < 1)
     return lcc_error("bucket_mb and log_every must be >= 1, keep_last and save_every >= 0");

@@ -54,6 +54,48 @@ static long rss_mb(void) {
   return resident * (sysconf(_SC_PAGESIZE) / 1024) / 1024;
 }
 
+// The settings that change a run's trajectory: a resumed run must have the checkpoint's, or name the
+// differences in `override` (a new seed, for one, silently reorders the data behind `consumed`).
+static const char *const trajectory_keys[] = {
+    "model", "steps", "global_batch", "lr", "warmup_ratio", "weight_decay", "beta1", "beta2", "adam_eps", "clip",
+    "loss", "positions", "seed", "data", "blank_frames", "batch_file", "synthetic.chunks", "synthetic.grid_h",
+    "synthetic.grid_w", "synthetic.words", "synthetic.fixed", "skip_grad_norm"};
+
+static int listed(const char *list, const char *key) {   // key is an item of a comma-separated list
+  const size_t k = strlen(key);
+  for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+    while (*p == ' ') p++;
+    const size_t n = strcspn(p, ", ");
+    if (n == k && !strncmp(p, key, k)) return 1;
+  }
+  return 0;
+}
+
+static int check_resumed_settings(lcc_trainer *t, const char *path, const lcc_ckpt_state *st) {
+  char differ[4096] = "", unaccepted[1024] = "";
+  size_t nd = 0, nu = 0;
+  t->override_log[0] = 0;
+  size_t nl = 0;
+  for (size_t i = 0; i < sizeof trajectory_keys / sizeof *trajectory_keys; i++) {
+    const char *key = trajectory_keys[i];
+    char was[LCC_OPT_STR], now[LCC_OPT_STR];
+    if (lcc_ckpt_run_value(st->run_config, key, was, sizeof was) || lcc_ckpt_run_value(t->run_config, key, now, sizeof now) ||
+        !strcmp(was, now))
+      continue;
+    nd += (size_t)snprintf(differ + nd, nd < sizeof differ ? sizeof differ - nd : 0, "%s%s '%s' -> '%s'", nd ? ", " : "", key,
+                           was, now);
+    if (!listed(t->o.override, key))
+      nu += (size_t)snprintf(unaccepted + nu, nu < sizeof unaccepted ? sizeof unaccepted - nu : 0, "%s%s", nu ? "," : "", key);
+    nl += (size_t)snprintf(t->override_log + nl, nl < sizeof t->override_log ? sizeof t->override_log - nl : 0,
+                           "%s\"%s\": {\"from\": \"%s\", \"to\": \"%s\"}", nl ? ", " : "", key, was, now);
+  }
+  if (nu)
+    return lcc_error("%s: this run's settings differ from the checkpoint's: %s. They change the training trajectory; "
+                     "restore them, or accept the change with --override=%s", path, differ, unaccepted);
+  if (nd && t->comm->rank == 0) printf("# resuming with changed settings (accepted by override): %s\n", differ);
+  return 0;
+}
+
 int lcc_trainer_init(lcc_trainer *t, const lcc_train_opts *o, lcc_backend *be, lcc_comm *comm) {
   memset(t, 0, sizeof *t);
   t->o = *o;
@@ -77,9 +119,15 @@ int lcc_trainer_init(lcc_trainer *t, const lcc_train_opts *o, lcc_backend *be, l
   if (comm->rank == 0) lcc_ckpt_clean(t->ckpt_dir);
 
   char path[2 * LCC_OPT_STR];
-  if (strcmp(op->resume, "auto") == 0 && lcc_ckpt_find(t->ckpt_dir, comm, path, sizeof path)) {
+  int refused = 0;
+  const int found = strcmp(op->resume, "auto") == 0 && lcc_ckpt_find(t->ckpt_dir, comm, path, sizeof path, &refused);
+  if (!found && refused && !op->fresh)
+    return lcc_error("%s: no checkpoint passes its checks (%d refused, kept as refused-step-*): not starting from "
+                     "scratch on top of them. Restore a good checkpoint, or pass --fresh to start over beside them",
+                     t->ckpt_dir, refused);
+  if (found) {
     lcc_ckpt_state st;
-    if (lcc_ckpt_load(path, &t->model, &t->dp, &st)) return -1;
+    if (lcc_ckpt_load(path, &t->model, &t->dp, &st) || check_resumed_settings(t, path, &st)) return -1;
     t->step = (int)st.step;
     t->consumed = st.consumed;
     if (comm->rank == 0)
@@ -100,9 +148,17 @@ int lcc_trainer_init(lcc_trainer *t, const lcc_train_opts *o, lcc_backend *be, l
   lcc_ckpt_fault_kill_in_save(op->fault_kill_in_save);
   t->loss_log = lcc_calloc((size_t)op->steps, sizeof(double));
   t->grad_norm_log = lcc_calloc((size_t)op->steps, sizeof(double));
+  t->batch_ids = lcc_calloc((size_t)op->micro_batch * op->grad_accum, sizeof(int64_t));
   t->src = lcc_source_open(t, op->data, 1, comm->world, comm->rank, op->micro_batch, op->grad_accum, t->consumed);
   if (!t->src) return -1;
+  if (!op->data[0] && !op->batch_file[0] && comm->rank == 0)
+    fprintf(stderr, "livecc-train: warning: data is empty: training on synthetic LiveCC-shaped samples (random tokens "
+                    "and pixels); set data = DIR (livecc-prep's output) to train on shards\n");
   if (comm->rank == 0 && !(t->metrics = lcc_metrics_open(op->out, t->step))) return -1;
+  if (comm->rank == 0 && t->override_log[0]) {
+    fprintf(t->metrics, "{\"step\": %d, \"override\": {%s}}\n", t->step, t->override_log);
+    fflush(t->metrics);
+  }
   return 0;
 }
 
@@ -113,6 +169,7 @@ void lcc_trainer_free(lcc_trainer *t) {
   if (t->model.params) lcc_model_destroy(&t->model);
   free(t->loss_log);
   free(t->grad_norm_log);
+  free(t->batch_ids);
   memset(t, 0, sizeof *t);
 }
 
@@ -149,25 +206,59 @@ int lcc_trainer_eval(lcc_trainer *t, double *loss, int64_t *samples) {
   return 0;
 }
 
-// One optimizer step over this rank's micro-batches. Fills the global loss and token counts.
-static int train_step(lcc_trainer *t, int step, double *loss, double *norm, double *lr, long long *tokens) {
+// The fp32 master weights this rank updates are all finite (every rank learns the verdict of all).
+static int weights_finite(lcc_trainer *t) {
+  lcc_backend *be = t->be;
+  const double ss = be->sum_squares(be, t->model.master + t->model.train_begin + t->dp.state_begin, t->dp.state_n);
+  return !t->comm->max_i64(t->comm, !isfinite(ss));
+}
+
+// "id, id, ..." of the global batch's samples: every rank's ids of this step, in rank order (world broadcasts,
+// made only for the log of a skipped step).
+static void global_batch_ids(lcc_trainer *t, char *out, size_t cap) {
+  lcc_comm *c = t->comm;
+  const int per_rank = t->o.micro_batch * t->o.grad_accum;
+  int64_t *ids = lcc_malloc((size_t)per_rank * sizeof(int64_t));
+  size_t n = 0;
+  out[0] = 0;
+  for (int r = 0; r < c->world; r++) {
+    if (r == c->rank) memcpy(ids, t->batch_ids, (size_t)per_rank * sizeof(int64_t));
+    c->bcast(c, ids, (size_t)per_rank * sizeof(int64_t), r);
+    for (int k = 0; k < per_rank && n < cap; k++)
+      n += (size_t)snprintf(out + n, cap - n, "%s%lld", n ? ", " : "", (long long)ids[k]);
+  }
+  free(ids);
+}
+
+// One optimizer step over this rank's micro-batches. Fills the global loss, gradient norm and token count.
+// The all-reduced gradient norm is checked before the update: a step whose norm (or loss) is not finite, or
+// above skip_grad_norm, makes no update; it is skipped (*skipped = 1) or, with nonfinite = stop, an error.
+static int train_step(lcc_trainer *t, int step, double *loss, double *norm, double *lr, long long *tokens, int *skipped) {
   const lcc_train_opts *o = &t->o;
   lcc_model *m = &t->model;
   lcc_comm *c = t->comm;
   const int token_mean = strcmp(o->loss, "token") == 0;
   double loss_sum = 0.0;
   long long labelled = 0, local_tokens = 0;
+  *skipped = 0;
   lcc_dp_begin_step(&t->dp);
+  if (o->fault_nan_at == step + 1 && c->rank == o->fault_rank) {   // testing: a poisoned gradient on one rank
+    const float nan = NAN;
+    t->be->upload(t->be, m->grads, &nan, sizeof nan);
+  }
   for (int k = 0; k < o->grad_accum; k++) {
     lcc_owned_batch *ob;
     if (lcc_source_next(t->src, &ob)) return -1;
     lcc_batch *b = &ob->b;
+    for (int s = 0; s < o->micro_batch; s++)
+      t->batch_ids[k * o->micro_batch + s] = ob->sample_ids && s < b->n_samples ? ob->sample_ids[s] : -1;
     if (step == 0 && k == 0 && o->dump_batch[0] && c->rank == 0 && lcc_batch_save(ob, o->dump_batch, lcc_patch_dim(&t->cfg)))
       return -1;
-    // LiveCC: each sample's token mean, averaged over the global batch. Per-token: sum now, divide by the
-    // global count of labelled tokens once it is known.
+    // LiveCC: each sample's token mean, averaged over the global batch (of global_batch samples; a batch file
+    // holds its own number of samples per micro-batch). Per-token: sum now, divide by the global count of
+    // labelled tokens once it is known.
     b->loss_mode = token_mean ? LCC_LOSS_TOKEN_MEAN : LCC_LOSS_SAMPLE_MEAN;
-    b->norm_count = token_mean ? 1.0 : (double)o->global_batch;
+    b->norm_count = token_mean ? 1.0 : (double)o->global_batch * b->n_samples / o->micro_batch;
     if (lcc_model_forward(m, b)) return -1;
     lcc_dp_begin_backward(&t->dp, k == o->grad_accum - 1);
     lcc_model_backward(m);
@@ -177,20 +268,49 @@ static int train_step(lcc_trainer *t, int step, double *loss, double *norm, doub
     local_tokens += b->n_tokens;
   }
   const double divide = token_mean ? c->sum_f64(c, (double)labelled) : 1.0;
-  *loss = c->sum_f64(c, loss_sum) / (divide > 0 ? divide : 1.0);
-  *tokens = (long long)c->sum_f64(c, (double)local_tokens);
-  if (!isfinite(*loss)) return lcc_error("step %d: the loss is %f; stopping before the weights change (lower lr, or "
-                                         "turn on clipping with --clip=1.0)", step + 1, *loss);
   const double factor = 1.0 / (divide > 0 ? divide : 1.0);
+  *loss = c->sum_f64(c, loss_sum) * factor;
+  *tokens = (long long)c->sum_f64(c, (double)local_tokens);
   *norm = lcc_dp_grad_norm(&t->dp) * factor;
-  const double clip = o->clip > 0 && *norm > o->clip ? o->clip / (*norm + 1e-6) : 1.0;
   *lr = lcc_lr_at(o->lr, step, t->warmup_steps, o->steps);
+  if (!isfinite(*loss) || !isfinite(*norm) || (o->skip_grad_norm > 0 && *norm > o->skip_grad_norm)) {
+    char why[160], ids[1024];
+    snprintf(why, sizeof why, "gradient norm %g%s, loss %g", *norm,
+             isfinite(*norm) && isfinite(*loss) ? " (above skip_grad_norm)" : "", *loss);
+    global_batch_ids(t, ids, sizeof ids);
+    if (!weights_finite(t))
+      return lcc_error("step %d: the weights are no longer finite (%s): the update of an earlier step overflowed; "
+                       "stopping without a checkpoint of them. Lower lr (now %g) or turn on clipping (--clip=1.0)",
+                       step + 1, why, o->lr);
+    if (strcmp(o->nonfinite, "skip"))
+      return lcc_error("step %d: %s; samples %s; stopping before the weights change (nonfinite = stop)", step + 1, why, ids);
+    if (t->skips_in_row + 1 > o->max_skips)
+      return lcc_error("step %d: %s; samples %s; stopping: %d steps in a row failed (max_skips = %d), so the weights, not "
+                       "the data, are likely broken since step %d. Resume from an earlier checkpoint with a lower lr "
+                       "(now %g) or clipping (--clip=1.0)", step + 1, why, ids, t->skips_in_row + 1, o->max_skips,
+                       step - t->skips_in_row, o->lr);
+    *skipped = 1;
+    t->skips_in_row++;
+    t->skipped_steps++;
+    if (c->rank == 0) {
+      fprintf(stderr, "livecc-train: step %d skipped (no update): %s; samples %s; %d in a row, %d in this run\n",
+              step + 1, why, ids, t->skips_in_row, t->skipped_steps);
+      fprintf(t->metrics, "{\"step\": %d, \"skipped\": \"%s\", \"samples\": [%s]}\n", step + 1, why, ids);
+    }
+    return 0;
+  }
+  t->skips_in_row = 0;
+  const double clip = o->clip > 0 && *norm > o->clip ? o->clip / (*norm + 1e-6) : 1.0;
   lcc_dp_step(&t->dp, (float)*lr, (float)o->beta1, (float)o->beta2, (float)o->adam_eps, (float)o->weight_decay, step + 1,
               (float)(factor * clip));
   return 0;
 }
 
+// A checkpoint is never written from non-finite weights: `latest` would point at a run every resume repeats.
 static int save(lcc_trainer *t) {
+  if (!weights_finite(t))
+    return lcc_error("step %d: the weights are not finite; not writing a checkpoint of them (the last good one stays "
+                     "latest). Lower lr or turn on clipping (--clip=1.0)", t->step);
   lcc_ckpt_state st = {.step = t->step, .consumed = t->consumed, .world_size = t->comm->world, .zero = t->o.zero};
   snprintf(st.run_config, sizeof st.run_config, "%s", t->run_config);
   double t0 = lcc_now();
@@ -232,7 +352,7 @@ int lcc_trainer_run(lcc_trainer *t, FILE *log) {
   const int start = t->step;
   double *step_s = lcc_calloc((size_t)o->steps, sizeof(double));
   long long step_tokens = 0;
-  int rc = 0;
+  int rc = 0, save_due = 0;
   while (t->step < o->steps && !rc) {
     if (t->stop && c->max_i64(c, *t->stop)) {   // every rank stops at the same step
       if (t->step == start) {   // stopping now would requeue forever without progress
@@ -248,7 +368,8 @@ int lcc_trainer_run(lcc_trainer *t, FILE *log) {
     const int step = t->step;
     double t0 = lcc_now(), loss = 0, norm = 0, lr = 0;
     long long tokens = 0;
-    if ((rc = train_step(t, step, &loss, &norm, &lr, &tokens))) break;
+    int skipped;
+    if ((rc = train_step(t, step, &loss, &norm, &lr, &tokens, &skipped))) break;
     const double dt = lcc_now() - t0;
     step_s[step - start] = dt;
     step_tokens = tokens;
@@ -258,18 +379,22 @@ int lcc_trainer_run(lcc_trainer *t, FILE *log) {
     t->consumed += o->global_batch;
     double busy, exposed;
     lcc_dp_comm_times(&t->dp, &busy, &exposed);
-    if (c->rank == 0) {
+    if (c->rank == 0 && !skipped) {   // a skipped step has its own line (train_step)
       fprintf(t->metrics,
               "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, \"tokens_per_s\": %.1f, "
               "\"samples_per_s\": %.3f, \"step_s\": %.4f, \"comm_s\": %.4f, \"comm_exposed_s\": %.4f, \"rss_mb\": %ld}\n",
               t->step, loss, lr, norm, (double)tokens / dt, o->global_batch / dt, dt, busy, exposed, rss_mb());
       fflush(t->metrics);
     }
-    if (log && (step % o->log_every == 0 || t->step == o->steps))
-      fprintf(log, "step %5d/%d | loss %.6f | lr %.3e | grad norm %.4f | %.0f tok/s | %.3f s\n", t->step, o->steps, loss,
-              lr, norm, (double)tokens / dt, dt);
+    if (log && (step % o->log_every == 0 || t->step == o->steps || skipped))
+      fprintf(log, "step %5d/%d | loss %.6f | lr %.3e | grad norm %.4f | %.0f tok/s | %.3f s%s\n", t->step, o->steps, loss,
+              lr, norm, (double)tokens / dt, dt, skipped ? " | skipped: no update" : "");
     if (o->heldout[0] && o->eval_every && t->step % o->eval_every == 0) rc = evaluate(t, log);
-    if (!rc && o->save_every && t->step % o->save_every == 0 && t->step < o->steps) rc = save(t);
+    // a periodic checkpoint waits for a step that updated: it must not follow a run of skipped steps (the
+    // weights may be what makes them fail)
+    if (o->save_every && t->step % o->save_every == 0 && t->step < o->steps) save_due = 1;
+    if (!rc && save_due && !t->skips_in_row) rc = save(t), save_due = 0;
+    else if (save_due && skipped && log) fprintf(log, "# checkpoint postponed: step %d was skipped\n", t->step);
     if (!rc && o->fault_wait_after == t->step) wait_for_stop(t);
     if (!rc && o->fault_kill_after == t->step) {
       fflush(NULL);
@@ -282,6 +407,9 @@ int lcc_trainer_run(lcc_trainer *t, FILE *log) {
     const double med = step_s[done / 2];
     fprintf(log, "# done: %d steps | median step %.3f ms | %.0f tok/s at the median (%lld tokens per step)\n", done,
             1e3 * med, (double)step_tokens / med, step_tokens);
+    if (t->skipped_steps)
+      fprintf(log, "# %d of %d steps skipped without an update (non-finite or too large gradient; see metrics.jsonl)\n",
+              t->skipped_steps, done);
   }
   free(step_s);
   if (rc) return -1;

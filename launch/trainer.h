@@ -50,6 +50,7 @@ typedef struct {
   char dump_batch[LCC_OPT_STR]; // write the first batch here
   int log_every, plot;
   int dry_run, plan_world, plan_tokens, recompute;
+  double plan_device_gib;
   int fault_kill_after, fault_kill_in_save;   // testing: SIGKILL after a step's checkpoint / in its middle
   int fault_wait_after;                       // testing: wait for a stop signal after this step
   int fault_nan_at;                           // testing: this step's gradients are NaN on rank fault_rank
@@ -71,12 +72,15 @@ typedef struct {
   lcc_source *src, *heldout;
   char ckpt_dir[LCC_OPT_STR + 16];
   char run_config[16384];       // resolved configuration text (stored in checkpoints)
+  char override_log[4096];      // settings changed against the resumed checkpoint (JSON members), or ""
   FILE *metrics;                // <out>/metrics.jsonl (rank 0)
   int warmup_steps;
   int step;                     // optimizer steps done
   int64_t consumed;             // data stream positions consumed
   double *loss_log;             // [steps] global-batch loss of each step
   double *grad_norm_log;        // [steps]
+  int64_t *batch_ids;           // [micro_batch * grad_accum] sample ids of this rank's current step (-1: unknown)
+  int skips_in_row, skipped_steps;   // steps skipped for a non-finite or too large gradient
   volatile sig_atomic_t *stop;  // set by SIGTERM / SIGUSR1 (NULL: no signals)
 } lcc_trainer;
 
