@@ -191,26 +191,6 @@ static int write_state_sum(const char *dir) {
   return write_atomic(path, text);
 }
 
-static int verify_state_sum(const char *dir) {
-  char path[4200];
-  lcc_pathf(path, sizeof path, "%s/state.sum", dir);
-  char *text = lcc_read_file(path, NULL);
-  if (!text) return lcc_error("%s: missing: state.json is unchecked (damaged checkpoint, or written before state sums)", path);
-  long long want_bytes = -1;
-  char want_crc[32] = "";
-  const int fields = sscanf(text, "%lld %31s", &want_bytes, want_crc);
-  free(text);
-  if (fields != 2) return lcc_error("%s: damaged (expected \"<bytes> <crc64>\")", path);
-  lcc_pathf(path, sizeof path, "%s/state.json", dir);
-  uint64_t crc;
-  int64_t bytes;
-  if (lcc_file_crc64(path, &crc, &bytes)) return -1;
-  if (bytes != want_bytes || crc != strtoull(want_crc, NULL, 16))
-    return lcc_error("%s: checksum mismatch (state.sum records %lld bytes with CRC-64 %s, found %lld bytes with %016" PRIx64
-                     "): the file was edited or is damaged", path, want_bytes, want_crc, (long long)bytes, crc);
-  return 0;
-}
-
 // Sums of the files rank 0 wrote (HF layout), plus the optimizer parts whose sums come from their ranks.
 static int list_sums(const char *dir, file_sum **out, int *n) {
   DIR *d = opendir(dir);
@@ -326,54 +306,7 @@ int lcc_ckpt_save(const char *dir, lcc_model *m, lcc_dp *dp, const lcc_ckpt_stat
   return 0;
 }
 
-// ---- find, verify, load ----
-
-static lcc_json_doc *read_state(const char *path) {
-  char file[4200];
-  lcc_pathf(file, sizeof file, "%s/state.json", path);
-  size_t len;
-  char *text = lcc_read_file(file, &len);
-  if (!text) return NULL;
-  lcc_json_doc *doc = lcc_json_parse(text, len, file);
-  free(text);
-  if (!doc) return NULL;
-  const lcc_json *root = lcc_json_root(doc), *fmt = lcc_json_get(root, "format"), *ver = lcc_json_get(root, "version");
-  if (!fmt || fmt->type != LCC_JSON_STRING || strcmp(fmt->str, "livecc-checkpoint")) {
-    lcc_error("%s: not a livecc checkpoint (format must be \"livecc-checkpoint\")", file);
-  } else if (!ver || !ver->is_integer || ver->integer != LCC_CKPT_VERSION) {
-    lcc_error("%s: checkpoint format version %lld is not supported (this build reads version %d)", file,
-              ver && ver->is_integer ? (long long)ver->integer : -1LL, LCC_CKPT_VERSION);
-  } else {
-    return doc;
-  }
-  lcc_json_free(doc);
-  return NULL;
-}
-
-int lcc_ckpt_verify(const char *path) {
-  if (verify_state_sum(path)) return -1;
-  lcc_json_doc *doc = read_state(path);
-  if (!doc) return -1;
-  const lcc_json *files = lcc_json_get(lcc_json_root(doc), "files");
-  int rc = files && files->type == LCC_JSON_ARRAY ? 0 : lcc_error("%s/state.json: no \"files\" list", path);
-  for (const lcc_json *f = files ? files->child : NULL; f && !rc; f = f->next) {
-    const lcc_json *name = lcc_json_get(f, "name"), *bytes = lcc_json_get(f, "bytes"), *crc = lcc_json_get(f, "crc64");
-    if (!name || name->type != LCC_JSON_STRING || !bytes || !bytes->is_integer || !crc || crc->type != LCC_JSON_STRING) {
-      rc = lcc_error("%s/state.json: a \"files\" entry needs name, bytes and crc64", path);
-      break;
-    }
-    char file[4400];
-    lcc_pathf(file, sizeof file, "%s/%s", path, name->str);
-    uint64_t got;
-    int64_t size;
-    rc = lcc_file_crc64(file, &got, &size);
-    if (!rc && (size != bytes->integer || got != strtoull(crc->str, NULL, 16)))
-      rc = lcc_error("%s: checksum mismatch (expected %lld bytes with CRC-64 %s, found %lld bytes with %016" PRIx64 "): "
-                     "the file is damaged", file, (long long)bytes->integer, crc->str, (long long)size, got);
-  }
-  lcc_json_free(doc);
-  return rc;
-}
+// ---- find, load (the reader, lcc_ckpt_verify and friends: ckpt_read.c) ----
 
 // Moves a refused checkpoint out of the way, so no later save of the same step overwrites it and no prune
 // removes it: <dir>/refused-step-NNNNNNNN (-2, -3, ... when that exists).
@@ -445,7 +378,7 @@ static int64_t get_int(const lcc_json *root, const char *key, int *rc, const cha
 }
 
 int lcc_ckpt_load(const char *path, lcc_model *m, lcc_dp *dp, lcc_ckpt_state *st) {
-  lcc_json_doc *doc = read_state(path);
+  lcc_json_doc *doc = lcc_ckpt_read_state(path);
   if (!doc) return -1;
   const lcc_json *root = lcc_json_root(doc), *layout = lcc_json_get(root, "layout"), *cfg = lcc_json_get(root, "run_config");
   int rc = 0;
@@ -469,19 +402,8 @@ int lcc_ckpt_load(const char *path, lcc_model *m, lcc_dp *dp, lcc_ckpt_state *st
   return agree(dp->comm, rc) ? (rc ? rc : lcc_error("%s: another rank failed to load its part", path)) : 0;
 }
 
-int lcc_ckpt_run_value(const char *run_config, const char *key, char *out, size_t cap) {
-  const size_t k = strlen(key);
-  for (const char *line = run_config; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-    if (strncmp(line, key, k) || strncmp(line + k, " = ", 3)) continue;
-    const char *v = line + k + 3, *end = strchr(v, '\n');
-    snprintf(out, cap, "%.*s", (int)(end ? end - v : (ptrdiff_t)strlen(v)), v);
-    return 0;
-  }
-  return -1;
-}
-
 int lcc_ckpt_load_master(const char *path, lcc_model *m) {
-  lcc_json_doc *doc = read_state(path);
+  lcc_json_doc *doc = lcc_ckpt_read_state(path);
   if (!doc) return -1;
   const lcc_json *root = lcc_json_root(doc), *layout = lcc_json_get(root, "layout"), *cfg = lcc_json_get(root, "run_config");
   int rc = 0;

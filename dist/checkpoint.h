@@ -15,10 +15,10 @@
 
 #include <stdint.h>
 
+#include "ckpt_read.h"
 #include "comm.h"
 #include "data_parallel.h"
 
-#define LCC_CKPT_VERSION 1
 
 typedef struct {
   int64_t step;            // optimizer steps done
@@ -44,11 +44,6 @@ int lcc_ckpt_load(const char *path, lcc_model *m, lcc_dp *dp, lcc_ckpt_state *st
 // (any freeze list and backend; the run's own list is in state.json) with the masters. No communicator.
 // Returns 0, or -1 with lcc_error().
 int lcc_ckpt_load_master(const char *path, lcc_model *m);
-// The value of `key` in a run configuration's "key = value" lines (lcc_ckpt_state.run_config), into out;
-// -1 when absent.
-int lcc_ckpt_run_value(const char *run_config, const char *key, char *out, size_t cap);
-// Checks state.sum and every file of one checkpoint against state.json. 0, or -1 with lcc_error() naming the file.
-int lcc_ckpt_verify(const char *path);
 // Removes temporary directories left by interrupted saves (rank 0 at start).
 void lcc_ckpt_clean(const char *dir);
 // Fault injection for tests: the save of this step SIGKILLs the process after the files are written and

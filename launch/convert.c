@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checkpoint.h"   // LCC_CKPT_VERSION
+#include "checkpoint.h"
 #include "convert.h"
 #include "util.h"
 
@@ -55,50 +55,6 @@ static int ends_with(const char *s, const char *suffix) {
   return a >= b && !strcmp(s + a - b, suffix);
 }
 
-// A checkpoint is refused unless state.json says it is one of this format version, and the files the
-// conversion reads (config.json, the HF shards and index) still match their recorded size and CRC-64.
-static int check_checkpoint(const char *dir) {
-  char file[2 * LCC_OPT_STR + 16];
-  lcc_pathf(file, sizeof file, "%s/state.json", dir);
-  size_t len;
-  char *text = lcc_read_file(file, &len);
-  if (!text) return -1;
-  lcc_json_doc *doc = lcc_json_parse(text, len, file);
-  free(text);
-  if (!doc) return -1;
-  const lcc_json *root = lcc_json_root(doc), *fmt = lcc_json_get(root, "format"), *ver = lcc_json_get(root, "version");
-  const lcc_json *files = lcc_json_get(root, "files");
-  int rc = 0;
-  if (!fmt || fmt->type != LCC_JSON_STRING || strcmp(fmt->str, "livecc-checkpoint"))
-    rc = lcc_error("%s: not a livecc checkpoint (\"format\" must be \"livecc-checkpoint\")", file);
-  else if (!ver || ver->type != LCC_JSON_NUMBER || !ver->is_integer || ver->integer != LCC_CKPT_VERSION) {
-    char got[32] = "(none)";
-    if (ver && ver->type == LCC_JSON_NUMBER) snprintf(got, sizeof got, "%.17g", ver->number);
-    rc = lcc_error("%s: checkpoint format version %s is not supported: this livecc-convert reads version %d", file, got,
-                   LCC_CKPT_VERSION);
-  } else if (!files || files->type != LCC_JSON_ARRAY)
-    rc = lcc_error("%s: no \"files\" list", file);
-  for (const lcc_json *e = rc ? NULL : files->child; e && !rc; e = e->next) {
-    const lcc_json *name = lcc_json_get(e, "name"), *bytes = lcc_json_get(e, "bytes"), *crc = lcc_json_get(e, "crc64");
-    if (!name || name->type != LCC_JSON_STRING || strchr(name->str, '/') || !bytes || !bytes->is_integer || !crc ||
-        crc->type != LCC_JSON_STRING) {
-      rc = lcc_error("%s: every \"files\" entry needs a name, bytes and crc64", file);
-      break;
-    }
-    if (!strncmp(name->str, "optim-", 6)) continue;   // optimizer state: not part of an export
-    char path[4 * LCC_OPT_STR];
-    lcc_pathf(path, sizeof path, "%s/%s", dir, name->str);
-    uint64_t got;
-    int64_t size;
-    rc = lcc_file_crc64(path, &got, &size);
-    if (!rc && (size != bytes->integer || got != strtoull(crc->str, NULL, 16)))
-      rc = lcc_error("%s: damaged: %lld bytes with CRC-64 %016llx, but state.json records %lld bytes with %s", path,
-                     (long long)size, (unsigned long long)got, (long long)bytes->integer, crc->str);
-  }
-  lcc_json_free(doc);
-  return rc;
-}
-
 // The one text-model .gguf and/or the one mmproj*.gguf of a directory.
 static int find_gguf(const char *dir, source *s, int need_text, int need_mmproj) {
   DIR *d = opendir(dir);
@@ -133,24 +89,14 @@ static int resolve_input(const lcc_convert_opts *o, source *s) {
     return 0;
   }
   if (!is_dir(in)) return lcc_error("--input=%s: %s", in, access(in, F_OK) ? strerror(errno) : "not a directory or a .gguf file");
-  lcc_pathf(p, sizeof p, "%s/latest", in);
-  char *latest = lcc_read_file(p, NULL);
-  if (latest) {   // a run's checkpoints directory: its latest checkpoint
-    latest[strcspn(latest, "\r\n")] = 0;
-    lcc_pathf(s->dir, sizeof s->dir, "%s/%s", in, latest);
-    free(latest);
-    s->kind = SRC_CHECKPOINT, s->what = "checkpoint (the latest of a run)";
+  if (lcc_ckpt_resolve(in, s->dir, sizeof s->dir)) {   // a checkpoint, or a run's checkpoints directory
+    s->kind = SRC_CHECKPOINT, s->what = strcmp(s->dir, in) ? "checkpoint (the latest of a run)" : "checkpoint";
     lcc_pathf(s->near, sizeof s->near, "%s", s->dir);
-    return check_checkpoint(s->dir);
+    return lcc_ckpt_verify(s->dir);
   }
   lcc_pathf(s->dir, sizeof s->dir, "%s", in);
   lcc_pathf(s->near, sizeof s->near, "%s", in);
   s->kind = SRC_HF;
-  lcc_pathf(p, sizeof p, "%s/state.json", in);
-  if (is_file(p)) {
-    s->kind = SRC_CHECKPOINT, s->what = "checkpoint";
-    return check_checkpoint(in);
-  }
   lcc_pathf(p, sizeof p, "%s/config.json", in);
   if (is_file(p)) {
     s->what = "HF folder";

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "checkpoint.h"
+#include "ckpt_read.h"
 #include "json.h"
 #include "stream.h"
 #include "util.h"
@@ -336,32 +336,7 @@ int lcc_stream_seconds_right(const char *said, const char *const ref[3]) {
 
 int lcc_resolve_weights(const char *init, char *out, size_t cap) {
   if (!init || !*init) return lcc_error("no weights given (--init)");
-  char p[4200];
   struct stat st;
   if (stat(init, &st)) return lcc_error("weights %s: %s", init, strerror(errno));
-  lcc_pathf(p, sizeof p, "%s/latest", init);
-  char *latest = stat(p, &st) ? NULL : lcc_read_file(p, NULL);
-  if (latest) {   // a run's checkpoints directory: its latest checkpoint
-    latest[strcspn(latest, "\r\n")] = 0;
-    lcc_pathf(out, cap, "%s/%s", init, latest);
-    free(latest);
-  } else {
-    lcc_pathf(out, cap, "%s", init);
-  }
-  lcc_pathf(p, sizeof p, "%s/state.json", out);
-  if (stat(p, &st)) return 0;   // HF weights
-  size_t len;
-  char *text = lcc_read_file(p, &len);
-  lcc_json_doc *doc = text ? lcc_json_parse(text, len, p) : NULL;
-  free(text);
-  if (!doc) return -1;
-  const lcc_json *root = lcc_json_root(doc), *fmt = lcc_json_get(root, "format"), *ver = lcc_json_get(root, "version");
-  int rc = 0;
-  if (!fmt || fmt->type != LCC_JSON_STRING || strcmp(fmt->str, "livecc-checkpoint"))
-    rc = lcc_error("%s: not a livecc checkpoint (format must be \"livecc-checkpoint\")", p);
-  else if (!ver || !ver->is_integer || ver->integer != LCC_CKPT_VERSION)
-    rc = lcc_error("%s: checkpoint format version %lld is not supported (this build reads version %d)", p,
-                   ver && ver->is_integer ? (long long)ver->integer : -1LL, LCC_CKPT_VERSION);
-  lcc_json_free(doc);
-  return rc;
+  return lcc_ckpt_resolve(init, out, cap) ? lcc_ckpt_verify(out) : 0;
 }

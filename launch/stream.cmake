@@ -1,9 +1,8 @@
 # livecc-stream: real-time commentary with the KV cache (stream.c: the loop, so tests can call it). It takes
 # the run-config parser's source directly, as livecc-prep does, rather than lcc_train and its MPI.
 add_library(lcc_stream STATIC stream.c)
-target_include_directories(lcc_stream PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}
-                           PRIVATE ${PROJECT_SOURCE_DIR}/dist)   # checkpoint.h: the format version it reads
-target_link_libraries(lcc_stream PUBLIC lcc_prep)
+target_include_directories(lcc_stream PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(lcc_stream PUBLIC lcc_prep lcc_ckpt_read)
 
 add_executable(livecc-stream stream_main.c runconfig.c)
 target_link_libraries(livecc-stream PRIVATE lcc_stream lcc_backend_open)

@@ -30,20 +30,6 @@ static int mkdir_p(const char *path) {
   return 0;
 }
 
-// `init` may name a run's checkpoints directory (then its latest checkpoint), a checkpoint, or HF weights.
-static void resolve_init(const char *init, char *out, size_t cap) {
-  char latest[LCC_OPT_STR + 16];
-  snprintf(latest, sizeof latest, "%s/latest", init);
-  char *name = lcc_read_file(latest, NULL);
-  if (name) {
-    name[strcspn(name, "\r\n")] = 0;
-    snprintf(out, cap, "%s/%s", init, name);
-    free(name);
-  } else {
-    snprintf(out, cap, "%s", init);
-  }
-}
-
 static long rss_mb(void) {
   long pages = 0, resident = 0;
   FILE *f = fopen("/proc/self/statm", "r");
@@ -134,11 +120,10 @@ int lcc_trainer_init(lcc_trainer *t, const lcc_train_opts *o, lcc_backend *be, l
       printf("# resuming from %s: step %d, %lld samples consumed (written by %d ranks, ZeRO-%d)\n", path, t->step,
              (long long)t->consumed, st.world_size, st.zero);
   } else if (op->init[0]) {
-    resolve_init(op->init, path, sizeof path);
-    char state[sizeof path + 16];
-    snprintf(state, sizeof state, "%s/state.json", path);
-    const int ckpt = access(state, F_OK) == 0;   // a checkpoint: its trained tensors from the fp32 masters
-    if (lcc_model_load_hf(&t->model, path) || (ckpt && lcc_ckpt_load_master(path, &t->model))) return -1;
+    // a run's checkpoints directory (its latest), a checkpoint (its trained tensors from the fp32 masters), or HF
+    const int ckpt = lcc_ckpt_resolve(op->init, path, sizeof path);
+    if ((ckpt && lcc_ckpt_verify(path)) || lcc_model_load_hf(&t->model, path) || (ckpt && lcc_ckpt_load_master(path, &t->model)))
+      return -1;
     if (comm->rank == 0)
       printf("# initial weights: %s%s (fresh optimizer and schedule)\n", path, ckpt ? ", trained tensors from its fp32 masters" : "");
   } else {

@@ -390,6 +390,12 @@ static void make_checkpoint(const char *dir, int version, const char *format) {
   snprintf(state + k, sizeof state - k, "  ]\n}\n");
   snprintf(p, sizeof p, "%s/state.json", dir);
   write_text(p, state);
+  uint64_t crc;   // state.sum: state.json's own size and CRC-64
+  int64_t bytes;
+  LCC_CHECK(!lcc_file_crc64(p, &crc, &bytes), "crc %s", p);
+  snprintf(state, sizeof state, "%lld %016llx\n", (long long)bytes, (unsigned long long)crc);
+  snprintf(p, sizeof p, "%s/state.sum", dir);
+  write_text(p, state);
 }
 
 // A real checkpoint of the fixture as a CUDA run writes one, from the cpu-bf16 backend (one rank, ZeRO-1,

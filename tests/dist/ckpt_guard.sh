@@ -9,6 +9,9 @@ train 2 "$WORK/a" "${S[@]}" --steps=4 > "$WORK/a1.log" 2>&1
 [ -s "$WORK/a/checkpoints/step-00000004/state.sum" ] || fail "no state.sum"
 sed -i 's/"consumed": 8,/"consumed": 6,/' "$WORK/a/checkpoints/step-00000004/state.json"
 grep -q '"consumed": 6,' "$WORK/a/checkpoints/step-00000004/state.json" || fail "the test could not edit state.json"
+# the tools read checkpoints through the same reader: they refuse it too
+if "$BIN/livecc-convert" --input="$WORK/a/checkpoints" --output="$WORK/hf" > "$WORK/conv.log" 2>&1; then fail "convert took it"; fi
+grep -q "step-00000004/state.json: checksum mismatch" "$WORK/conv.log" || fail "livecc-convert did not refuse the edited state"
 train 2 "$WORK/a" "${S[@]}" --steps=4 --override=steps > "$WORK/a2.log" 2>&1 || { cat "$WORK/a2.log"; fail "resume failed"; }
 grep -q "step-00000004 refused: .*state.json: checksum mismatch .*edited or is damaged" "$WORK/a2.log" || fail "edited state.json not refused"
 [ "$(grep -c "refused:" "$WORK/a2.log")" = 1 ] || fail "the refusal is not printed exactly once"
