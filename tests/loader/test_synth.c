@@ -8,7 +8,7 @@
 //     decoded frame times put the words of second k into the chunk whose frames show second k, lose no
 //     word before the last second, and leave the last chunk silent; interior silent chunks exist;
 //   - the pictures: each sampled frame shows the colour its second's words name (mean colour of the pixels
-//     that stand out from the background), and silent seconds show no shape; with loader/media.c built,
+//     that stand out from the background), and silent seconds show no shape; with lcc_media (loader/media_video.c) built,
 //     the same through lcc_video_read_strict, whose frame times must equal the replayed ones;
 //   - the shipped tokenizer.json: a copy of configs/tokenizer/tiny's, which encodes every word used (with its
 //     leading space) and LiveCC's " ..." as one token each;
