@@ -3,6 +3,7 @@
 // fp32 and the compute weights are the master weights. GPU workspaces count on cuda only.
 // The activation terms follow the buffers of model/forward.c; with recompute a decoder layer keeps only its
 // input and rebuilds the rest during backward.
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define LM_HEAD_CHUNK 1024.0        // rows of logits held at once by the fused LM head + cross-entropy
+#define LM_HEAD_LOGITS_CAP (1024.0 * 1024.0 * 1024.0)   // its cap on the fp32 logits (kernels/cuda/lm_head_ce.cu)
 #define VISUAL_SHARE 0.75           // LiveCC samples: ~24K of ~32K tokens are visual (LIVECC.md 3.3)
 
 // Bytes of the largest set of fp32 gradients one backward stage finishes at once: a decoder layer, or the LM
@@ -49,7 +51,10 @@ double lcc_memory_plan(const lcc_config *cfg, const lcc_train_opts *o, FILE *f) 
   const double layer = T * (C + Q + HD + C + C + 2 * I + I) * A + T * (2 + cfg->num_heads) * F;   // one layer's buffers
   const double layer_inputs = (L + 1) * T * C * A;
   const double act_decoder = o->recompute ? layer_inputs + layer : layer_inputs + L * layer;
-  const double act_head = T * C * A + LM_HEAD_CHUNK * V * F;   // final norm output + one logits chunk
+  // final norm output + the fused head's scratch: the row list, fp32 logits and act-type dlogits of one chunk,
+  // and the chunk's input rows and their gradient (lm_head_ce.cu)
+  const double fit = floor(LM_HEAD_LOGITS_CAP / (V * F)), chunk = fit < 1 ? 1 : fit > LM_HEAD_CHUNK ? LM_HEAD_CHUNK : fit;
+  const double act_head = T * C * A + T * 4.0 + chunk * V * (F + A) + 2.0 * chunk * C * A;
   const double scratch = T * C * A + 2.0 * T * (Q > 2 * I ? Q : 2 * I) * A;
   const double act_vit = N * P * A + 2 * N * E * A + N * (7 * E + 2 * M) * A + N * (4 + cfg->vit_num_heads) * F +
                          N * cfg->vit_head_dim * F + N * 3 * E * A + N / U * C * A;
@@ -72,7 +77,7 @@ double lcc_memory_plan(const lcc_config *cfg, const lcc_train_opts *o, FILE *f) 
   fprintf(f, "  %-44s %8.2f GiB\n", o->zero == 2 ? "gradients (fp32 part + 2 stages in flight)" : "gradients (fp32, trainable)", grads / GIB);
   fprintf(f, "  %-44s %8.2f GiB   (without recompute: %.2f GiB)\n", "activations, decoder", act_decoder / GIB,
           (layer_inputs + L * layer) / GIB);
-  fprintf(f, "  %-44s %8.2f GiB\n", "activations, LM head (1024-row logits chunk)", act_head / GIB);
+  fprintf(f, "  %-44s %8.2f GiB\n", "activations, LM head (logits + grad, a chunk)", act_head / GIB);
   fprintf(f, "  %-44s %8.2f GiB\n", "backward scratch", scratch / GIB);
   fprintf(f, "  %-44s %8.2f GiB   (shares the decoder's memory: not added)\n", "activations, ViT (no grad, one block reused)",
           act_vit / GIB);
