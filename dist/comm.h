@@ -35,13 +35,21 @@ typedef struct {
   const size_t *counts;    // REDUCE_SCATTER: [world]; must stay valid until lcc_comm_wait returns
   int accumulate;          // REDUCE_SCATTER: add to recv instead of overwriting
   int release_send;        // after the operation, give the send buffer's whole pages back (they read as 0)
+  int bucket;              // the gradient bucket's index within its backward pass (for deadline reports)
 } lcc_comm_op;
+
+// Exit code of a rank whose collective passed its deadline (lcc_comm_set_timeout): a stalled or lost rank.
+// The Slurm scripts do not requeue it blindly (a requeue lands on the same broken node as often as not).
+#define LCC_EXIT_COLLECTIVE_TIMEOUT 98
+
+struct lcc_watchdog;
 
 struct lcc_comm {
   const char *name;        // "mpi", "nccl", "self"
   int rank, world;
   int local_rank, local_world;   // within this node
   void *impl;
+  struct lcc_watchdog *watchdog;   // the collectives' deadline (dist/watchdog.h); NULL: none
 
   // blocking collectives on backend memory (sum over ranks)
   void (*allreduce)(lcc_comm *c, float *buf, size_t n);
@@ -74,6 +82,16 @@ lcc_comm *lcc_comm_mpi(struct lcc_backend *be);
 lcc_comm *lcc_comm_nccl(struct lcc_backend *be);
 // One process, no communication: every collective is the identity.
 lcc_comm *lcc_comm_self(struct lcc_backend *be);
+// Gives every collective of c a deadline of `seconds` (0: none; one rank: nothing to wait for): past it, each
+// live rank prints its step, its last and pending collectives, its batch's sample ids and which ranks have not
+// arrived, then exits with LCC_EXIT_COLLECTIVE_TIMEOUT. A collective call itself (every rank, nothing queued).
+// MPI's collectives and NCCL's host values (mpi_host.c) are watched; NCCL's device collectives are not (they
+// run on a stream the host only syncs with: watching them needs an event per operation that the watchdog
+// thread queries, and ncclCommAbort to end them).
+void lcc_comm_set_timeout(lcc_comm *c, int seconds);
+// What this rank is doing, for the deadline report: the (1-based) step it began and its batch's sample ids
+// (n of them, -1: unknown). Cheap; a no-op without a deadline.
+void lcc_comm_set_context(lcc_comm *c, int step, const int64_t *sample_ids, int n);
 // Offsets of per-rank parts: displs[r] = sum(counts[0..r)).
 size_t lcc_comm_offset(const size_t *counts, int rank);
 

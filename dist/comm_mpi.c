@@ -7,6 +7,7 @@
 
 #include "backend.h"
 #include "mpi_host.h"
+#include "watchdog.h"
 
 // MPI counts are int: every collective runs over slabs of at most this many elements.
 #define SLAB ((size_t)1 << 28)
@@ -22,11 +23,17 @@ typedef struct {
   double busy_s;
 } mpi_impl;
 
-static void mpi_allreduce(lcc_comm *c, float *buf, size_t n) {
+static void allreduce_slabs(float *buf, size_t n) {
   for (size_t i = 0; i < n; i += SLAB) {
     int k = (int)(n - i < SLAB ? n - i : SLAB);
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + i, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
   }
+}
+
+static void mpi_allreduce(lcc_comm *c, float *buf, size_t n) {
+  lcc_watchdog_begin(c->watchdog, LCC_COLL_ALLREDUCE, -1, n * sizeof(float));
+  allreduce_slabs(buf, n);
+  lcc_watchdog_end(c->watchdog);
 }
 
 // Per-rank counts of the parts inside the slab [s0, s1) of a buffer split by counts.
@@ -42,6 +49,7 @@ static void slab_counts(const size_t *counts, int world, size_t s0, size_t s1, i
 static void mpi_reduce_scatter(lcc_comm *c, const float *send, float *recv, const size_t *counts) {
   const size_t total = lcc_comm_offset(counts, c->world), mine = lcc_comm_offset(counts, c->rank);
   int *k = lcc_malloc((size_t)c->world * sizeof(int));
+  lcc_watchdog_begin(c->watchdog, LCC_COLL_REDUCE_SCATTER, -1, total * sizeof(float));
   for (size_t s0 = 0; s0 < total; s0 += SLAB) {
     const size_t s1 = total - s0 < SLAB ? total : s0 + SLAB;
     slab_counts(counts, c->world, s0, s1, k);
@@ -49,6 +57,7 @@ static void mpi_reduce_scatter(lcc_comm *c, const float *send, float *recv, cons
     float *dst = recv + ((mine > s0 ? mine : s0) - mine);
     MPI_CHECK(MPI_Reduce_scatter(send + s0, k[c->rank] ? dst : NULL, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
   }
+  lcc_watchdog_end(c->watchdog);
   free(k);
 }
 
@@ -58,12 +67,14 @@ static void mpi_allgather(lcc_comm *c, void *buf, const size_t *counts, size_t e
   MPI_Datatype type;   // elements of elem_bytes bytes
   MPI_CHECK(MPI_Type_contiguous((int)elem_bytes, MPI_BYTE, &type));
   MPI_CHECK(MPI_Type_commit(&type));
+  lcc_watchdog_begin(c->watchdog, LCC_COLL_ALLGATHER, -1, total * elem_bytes);
   for (size_t s0 = 0; s0 < total; s0 += SLAB) {
     const size_t s1 = total - s0 < SLAB ? total : s0 + SLAB;
     slab_counts(counts, c->world, s0, s1, k);
     for (int r = 0, d = 0; r < c->world; d += k[r], r++) displ[r] = d;
     MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, type, (char *)buf + s0 * elem_bytes, k, displ, type, MPI_COMM_WORLD));
   }
+  lcc_watchdog_end(c->watchdog);
   MPI_CHECK(MPI_Type_free(&type));
   free(k);
 }
@@ -73,7 +84,9 @@ static void mpi_allgather(lcc_comm *c, void *buf, const size_t *counts, size_t e
 static void run_op(lcc_comm *c, const lcc_comm_op *op) {
   mpi_impl *im = c->impl;
   if (op->kind == LCC_OP_ALLREDUCE) {
-    mpi_allreduce(c, op->buf, op->n);
+    lcc_watchdog_begin(c->watchdog, LCC_COLL_ALLREDUCE, op->bucket, op->n * sizeof(float));
+    allreduce_slabs(op->buf, op->n);
+    lcc_watchdog_end(c->watchdog);
     return;
   }
   // A bucket is all-reduced in place and this rank's part taken from it: Open MPI's MPI_Allreduce over shared
@@ -81,7 +94,9 @@ static void run_op(lcc_comm *c, const lcc_comm_op *op) {
   // 48 ms; ZeRO-1 buckets in bench_comm: 4x). The send buffer holds the sum afterwards.
   const size_t total = lcc_comm_offset(op->counts, c->world), at = lcc_comm_offset(op->counts, c->rank);
   const size_t mine = op->counts[c->rank];
-  mpi_allreduce(c, op->buf, total);
+  lcc_watchdog_begin(c->watchdog, LCC_COLL_REDUCE_SCATTER, op->bucket, total * sizeof(float));
+  allreduce_slabs(op->buf, total);
+  lcc_watchdog_end(c->watchdog);
   if (op->accumulate) im->be->add_f32(im->be, op->recv, op->buf + at, mine);
   else memcpy(op->recv, op->buf + at, mine * sizeof(float));
   if (op->release_send) im->be->release(im->be, op->buf, total * sizeof(float));
@@ -136,6 +151,7 @@ static double mpi_busy_seconds(lcc_comm *c) {
 
 static void mpi_destroy(lcc_comm *c) {
   mpi_impl *im = c->impl;
+  lcc_watchdog_stop(c->watchdog);
   pthread_mutex_lock(&im->lock);
   im->stop = 1;
   pthread_cond_broadcast(&im->changed);

@@ -21,6 +21,7 @@
 #include "comm.h"
 #include "cuda/backend_cuda.h"
 #include "util.h"
+#include "watchdog.h"
 
 #define NCCL_CHECK(call)                                                                                        \
   do {                                                                                                          \
@@ -181,6 +182,7 @@ static void one_abort(lcc_comm *c, int code) {
 
 static void nccl_destroy(lcc_comm *c) {
   nccl_impl *im = c->impl;
+  lcc_watchdog_stop(c->watchdog);   // the deadline of the host values (mpi_host.c)
   CUDA_OK(cudaStreamSynchronize(im->stream));
   nccl_busy_seconds(c);   // returns the timing events to the spares
   NCCL_CHECK(ncclCommFinalize(im->nccl));

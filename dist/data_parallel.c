@@ -9,12 +9,13 @@
 static void submit_bucket(lcc_dp *dp, size_t b0, size_t b1) {
   lcc_model *m = dp->m;
   lcc_comm *c = dp->comm;
+  const int bucket = dp->n_buckets++;   // its index within this backward pass
   if (dp->stage == 0) {
-    c->submit(c, &(lcc_comm_op){.kind = LCC_OP_ALLREDUCE, .buf = m->grads + b0, .n = b1 - b0});
+    c->submit(c, &(lcc_comm_op){.kind = LCC_OP_ALLREDUCE, .buf = m->grads + b0, .n = b1 - b0, .bucket = bucket});
     return;
   }
-  LCC_CHECK(dp->n_buckets < dp->max_buckets, "more gradient buckets than backward stages");
-  size_t *k = dp->bucket_counts + (size_t)dp->n_buckets++ * c->world;   // each rank's part of the bucket
+  LCC_CHECK(bucket < dp->max_buckets, "more gradient buckets than backward stages");
+  size_t *k = dp->bucket_counts + (size_t)bucket * c->world;   // each rank's part of the bucket
   for (int r = 0; r < c->world; r++) {
     size_t p0 = lcc_comm_offset(dp->counts, r), p1 = p0 + dp->counts[r];
     size_t a = p0 > b0 ? p0 : b0, b = p1 < b1 ? p1 : b1;
@@ -22,7 +23,7 @@ static void submit_bucket(lcc_dp *dp, size_t b0, size_t b1) {
   }
   size_t mine = dp->my_begin > b0 ? dp->my_begin : b0;   // where this rank's share of the bucket lands
   c->submit(c, &(lcc_comm_op){.kind = LCC_OP_REDUCE_SCATTER, .buf = m->grads + b0, .recv = dp->grad_shard + (mine - dp->my_begin),
-                              .counts = k, .accumulate = dp->stage == 2, .release_send = dp->stage == 2});
+                              .counts = k, .accumulate = dp->stage == 2, .release_send = dp->stage == 2, .bucket = bucket});
 }
 
 static void flush_open(lcc_dp *dp) {

@@ -91,6 +91,13 @@ int lcc_source_next(lcc_source *s, lcc_owned_batch **out) {
   return 0;
 }
 
+int64_t lcc_source_skipped(const lcc_source *s) {
+#ifdef LCC_HAVE_LOADER
+  if (s->kind == SRC_LOADER) return lcc_loader_skipped(s->loader);
+#endif
+  return 0;
+}
+
 int64_t lcc_source_size(const lcc_source *s) {
 #ifdef LCC_HAVE_LOADER
   if (s->kind == SRC_LOADER) return lcc_loader_samples(s->loader);

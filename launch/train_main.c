@@ -1,6 +1,7 @@
 // livecc-train: trains a Qwen2-VL model, one data-parallel rank per process.
 //   livecc-train [--config FILE] [--key=value ...]          (mpirun -np N livecc-train ... for N ranks)
-// Exit codes: 0 done, 1 error, 2 bad arguments, 99 stopped by SIGTERM/SIGUSR1 after a checkpoint (requeue).
+// Exit codes: 0 done, 1 error, 2 bad arguments, 98 a collective passed --collective_timeout (the watchdog
+// named the stalled rank; not requeued), 99 stopped by SIGTERM/SIGUSR1 after a checkpoint (requeue).
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>

@@ -89,6 +89,7 @@ int lcc_trainer_init(lcc_trainer *t, const lcc_train_opts *o, lcc_backend *be, l
   t->be = be;
   lcc_train_opts *op = &t->o;
   if (lcc_train_opts_check(op, comm->world)) return -1;
+  lcc_comm_set_timeout(comm, op->collective_timeout);   // before the first collective
   char *run_config = lcc_opts_text(op, lcc_train_opt_table, lcc_train_opt_count);
   snprintf(t->run_config, sizeof t->run_config, "%s", run_config);
   free(run_config);
@@ -237,6 +238,7 @@ static int train_step(lcc_trainer *t, int step, double *loss, double *norm, doub
     lcc_batch *b = &ob->b;
     for (int s = 0; s < o->micro_batch; s++)
       t->batch_ids[k * o->micro_batch + s] = ob->sample_ids && s < b->n_samples ? ob->sample_ids[s] : -1;
+    lcc_comm_set_context(c, step + 1, t->batch_ids, (k + 1) * o->micro_batch);   // for a collective timeout's report
     if (step == 0 && k == 0 && o->dump_batch[0] && c->rank == 0 && lcc_batch_save(ob, o->dump_batch, lcc_patch_dim(&t->cfg)))
       return -1;
     // LiveCC: each sample's token mean, averaged over the global batch (of global_batch samples; a batch file
@@ -338,6 +340,7 @@ int lcc_trainer_run(lcc_trainer *t, FILE *log) {
   double *step_s = lcc_calloc((size_t)o->steps, sizeof(double));
   long long step_tokens = 0;
   int rc = 0, save_due = 0;
+  long long corrupt = 0;
   while (t->step < o->steps && !rc) {
     if (t->stop && c->max_i64(c, *t->stop)) {   // every rank stops at the same step
       if (t->step == start) {   // stopping now would requeue forever without progress
@@ -364,11 +367,13 @@ int lcc_trainer_run(lcc_trainer *t, FILE *log) {
     t->consumed += o->global_batch;
     double busy, exposed;
     lcc_dp_comm_times(&t->dp, &busy, &exposed);
+    corrupt = (long long)c->sum_f64(c, (double)lcc_source_skipped(t->src));   // replaced samples, all ranks, this run
     if (c->rank == 0 && !skipped) {   // a skipped step has its own line (train_step)
       fprintf(t->metrics,
               "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, \"tokens_per_s\": %.1f, "
-              "\"samples_per_s\": %.3f, \"step_s\": %.4f, \"comm_s\": %.4f, \"comm_exposed_s\": %.4f, \"rss_mb\": %ld}\n",
-              t->step, loss, lr, norm, (double)tokens / dt, o->global_batch / dt, dt, busy, exposed, rss_mb());
+              "\"samples_per_s\": %.3f, \"step_s\": %.4f, \"comm_s\": %.4f, \"comm_exposed_s\": %.4f, \"rss_mb\": %ld, "
+              "\"skipped_samples\": %lld}\n",
+              t->step, loss, lr, norm, (double)tokens / dt, o->global_batch / dt, dt, busy, exposed, rss_mb(), corrupt);
       fflush(t->metrics);
     }
     if (log && (step % o->log_every == 0 || t->step == o->steps || skipped))
@@ -385,6 +390,10 @@ int lcc_trainer_run(lcc_trainer *t, FILE *log) {
       fflush(NULL);
       raise(SIGKILL);
     }
+    if (!rc && o->fault_stop_after == t->step && c->rank == o->fault_rank) {
+      fflush(NULL);
+      raise(SIGSTOP);
+    }
   }
   const int done = t->step - start;
   if (!rc && done && log) {   // the median step: robust to the first steps' page faults and cache warm-up
@@ -392,6 +401,8 @@ int lcc_trainer_run(lcc_trainer *t, FILE *log) {
     const double med = step_s[done / 2];
     fprintf(log, "# done: %d steps | median step %.3f ms | %.0f tok/s at the median (%lld tokens per step)\n", done,
             1e3 * med, (double)step_tokens / med, step_tokens);
+    if (corrupt)
+      fprintf(log, "# %lld corrupt samples skipped, each replaced by the next sample of the order (see stderr)\n", corrupt);
     if (t->skipped_steps)
       fprintf(log, "# %d of %d steps skipped without an update (non-finite or too large gradient; see metrics.jsonl)\n",
               t->skipped_steps, done);

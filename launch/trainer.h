@@ -15,9 +15,7 @@
 
 // Exit code of a run that stopped on a signal after saving a checkpoint: the Slurm scripts requeue it.
 #define LCC_EXIT_REQUEUE 99
-// Exit code of a rank whose collective passed its deadline (collective_timeout): a stalled or lost rank.
-// The Slurm scripts do not requeue it blindly (a requeue lands on the same broken node as often as not).
-#define LCC_EXIT_COLLECTIVE_TIMEOUT 98
+// LCC_EXIT_COLLECTIVE_TIMEOUT (98, dist/comm.h): a rank whose collective passed its deadline (collective_timeout).
 
 typedef struct {
   char model[LCC_OPT_STR];      // HF folder or config.json of the architecture
@@ -110,6 +108,7 @@ lcc_source *lcc_source_open(lcc_trainer *t, const char *data, int shuffle, int w
 // This rank's next micro-batch, owned by the source until the next call. 0, or -1 with lcc_error().
 int lcc_source_next(lcc_source *s, lcc_owned_batch **out);
 int64_t lcc_source_size(const lcc_source *s);   // samples per epoch (0: unbounded synthetic stream)
+int64_t lcc_source_skipped(const lcc_source *s);   // corrupt samples replaced so far (this rank)
 void lcc_source_close(lcc_source *s);
 
 #endif

@@ -4,8 +4,10 @@
 // lcc_loader_next hands them out in order. So batches never depend on the thread count or on timing.
 //
 // Stream positions: with consumed positions already used at open, global batch b covers
-// [consumed + b*G, consumed + (b+1)*G). Skipped corrupt samples are not replaced: that micro-batch is one
-// sample short (possibly empty), which keeps every rank on the same positions.
+// [consumed + b*G, consumed + (b+1)*G). A corrupt sample (skip_corrupt) at position p is replaced by the
+// sample at the first of p+1, p+2, ... that reads and decodes: every micro-batch keeps its samples, the
+// positions every rank consumes stay the same, and since corruption is a property of the data a resumed run
+// makes the same replacements (a replacement may repeat a sample within the epoch).
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -96,11 +98,11 @@ int64_t lcc_loader_index_at(lcc_loader *l, int64_t p) {
   return i;
 }
 
-// Global sample indices of this rank's micro-batch k (caller holds lock).
-static void plan(lcc_loader *l, int64_t k, int64_t *indices) {
+// Stream positions of this rank's micro-batch k.
+static void plan(const lcc_loader *l, int64_t k, int64_t *positions) {
   const int64_t M = l->o.micro_batch, A = l->o.grad_accum;
   const int64_t start = l->consumed0 + k / A * l->G + l->o.rank * M * A + k % A * M;
-  for (int64_t j = 0; j < M; j++) indices[j] = index_at(l, start + j);
+  for (int64_t j = 0; j < M; j++) positions[j] = start + j;
 }
 
 // ---- shards ----
@@ -188,32 +190,64 @@ static int read_sample(lcc_loader *l, int64_t idx, lcc_pack_input *in) {
 
 // ---- micro-batches ----
 
-// Prepares the micro-batch of the given samples into sl (without holding lock).
-static void prepare(lcc_loader *l, const int64_t *indices, slot *sl) {
+#define MAX_REPLACEMENTS 64   // positions tried after a corrupt sample before the micro-batch fails
+
+// Reads the sample at stream position p into in (any earlier contents freed); *idx: its global index.
+static void read_at(lcc_loader *l, int64_t p, lcc_pack_input *in, int64_t *idx) {
+  lcc_sample_free(&in->s);
+  free((void *)in->shard);
+  memset(in, 0, sizeof *in);
+  pthread_mutex_lock(&l->lock);
+  *idx = index_at(l, p);
+  pthread_mutex_unlock(&l->lock);
+  in->ok = read_sample(l, *idx, in) == 0;
+  if (!in->ok && l->o.skip_corrupt) fprintf(stderr, "loader: skipped %s; replaced by the next sample\n", lcc_last_error());
+}
+
+// Prepares the micro-batch at the given stream positions into sl (without holding lock). A sample that fails
+// to read or decode is replaced by the one at the next position (skip_corrupt), and the batch packed again.
+static void prepare(lcc_loader *l, const int64_t *positions, slot *sl) {
   const int M = l->o.micro_batch;
   lcc_pack_input *in = lcc_calloc((size_t)M, sizeof *in);
+  int64_t *idx = lcc_malloc((size_t)M * sizeof(int64_t)), *at = lcc_malloc((size_t)M * sizeof(int64_t));
   sl->rc = 0, sl->skipped = 0;
-  for (int j = 0; j < M && !sl->rc; j++) {
-    in[j].ok = read_sample(l, indices[j], &in[j]) == 0;
-    if (!in[j].ok && l->o.skip_corrupt) {
-      fprintf(stderr, "loader: skipped %s\n", lcc_last_error());
-      sl->skipped++;
-    } else if (!in[j].ok) {
-      sl->rc = -1;
-    }
+  for (int j = 0; j < M; j++) at[j] = positions[j], read_at(l, at[j], &in[j], &idx[j]);
+  for (int round = 0;; round++) {
+    for (int j = 0; j < M && !sl->rc; j++)
+      for (int tries = 0; !in[j].ok && !sl->rc; tries++) {
+        if (!l->o.skip_corrupt) {
+          sl->rc = -1;
+        } else if (tries == MAX_REPLACEMENTS) {
+          sl->rc = lcc_error("%s; and the %d samples after it could not be read either (stream position %lld): is the "
+                             "dataset damaged? (livecc-prep --verify=DIR)", lcc_last_error(), MAX_REPLACEMENTS,
+                             (long long)positions[j]);
+        } else {   // read_at or lcc_pack_batch said why
+          sl->skipped++;
+          read_at(l, ++at[j], &in[j], &idx[j]);
+        }
+      }
+    if (sl->rc || round > MAX_REPLACEMENTS) break;
+    lcc_batch_free(&sl->batch);
+    int64_t failed = 0;   // samples whose frames do not decode: their ok is cleared, and they are replaced above
+    sl->rc = lcc_pack_batch(in, M, l->o.skip_corrupt, &sl->batch, &failed);
+    if (sl->rc || !failed) break;
   }
-  if (!sl->rc) sl->rc = lcc_pack_batch(in, M, l->o.skip_corrupt, &sl->batch, &sl->skipped);
+  if (!sl->rc && sl->batch.b.n_samples != M) sl->rc = lcc_error("loader: a micro-batch kept failing to decode");
+  if (!sl->rc) {
+    sl->batch.sample_ids = lcc_malloc((size_t)M * sizeof(int64_t));
+    memcpy(sl->batch.sample_ids, idx, (size_t)M * sizeof(int64_t));
+  }
   if (sl->rc) snprintf(sl->err, sizeof sl->err, "%s", lcc_last_error());
   for (int j = 0; j < M; j++) {
     lcc_sample_free(&in[j].s);
     free((void *)in[j].shard);
   }
-  free(in);
+  free(in), free(idx), free(at);
 }
 
 static void *worker(void *arg) {
   lcc_loader *l = arg;
-  int64_t *indices = lcc_malloc((size_t)l->o.micro_batch * sizeof(int64_t));
+  int64_t *positions = lcc_malloc((size_t)l->o.micro_batch * sizeof(int64_t));
   pthread_mutex_lock(&l->lock);
   while (!l->stop) {
     if (l->next_claim >= l->next_return + l->n_slots) {   // every slot holds or awaits a micro-batch
@@ -223,15 +257,15 @@ static void *worker(void *arg) {
     const int64_t k = l->next_claim++;
     slot *sl = &l->slots[k % l->n_slots];
     sl->state = SLOT_BUSY, sl->k = k;
-    plan(l, k, indices);
+    plan(l, k, positions);
     pthread_mutex_unlock(&l->lock);
-    prepare(l, indices, sl);
+    prepare(l, positions, sl);
     pthread_mutex_lock(&l->lock);
     sl->state = SLOT_READY;
     pthread_cond_broadcast(&l->changed);
   }
   pthread_mutex_unlock(&l->lock);
-  free(indices);
+  free(positions);
   return NULL;
 }
 
@@ -245,11 +279,11 @@ int lcc_loader_next(lcc_loader *l, lcc_owned_batch *out) {
     return lcc_error("%s", l->err);
   }
   if (!l->n_workers) {   // no threads: prepare it here
-    int64_t *indices = lcc_malloc((size_t)l->o.micro_batch * sizeof(int64_t));
-    plan(l, k, indices);
+    int64_t *positions = lcc_malloc((size_t)l->o.micro_batch * sizeof(int64_t));
+    plan(l, k, positions);
     pthread_mutex_unlock(&l->lock);
-    prepare(l, indices, sl);
-    free(indices);
+    prepare(l, positions, sl);
+    free(positions);
     pthread_mutex_lock(&l->lock);
     sl->state = SLOT_READY, sl->k = k;
   }

@@ -7,6 +7,8 @@
 // b*G + r*micro_batch*grad_accum, as grad_accum micro-batches of micro_batch samples. So 1 rank with
 // grad_accum*W micro-batches sees exactly the samples that W ranks see together.
 // State: the number of global stream positions consumed; restoring it gives the same next batches.
+// Corrupt samples (skip_corrupt): the sample at position p is replaced by the first readable one at p+1,
+// p+2, ... (a function of the data, so resume stays exact; it may repeat a sample within an epoch).
 #ifndef LCC_LOADER_H
 #define LCC_LOADER_H
 
@@ -22,7 +24,8 @@ typedef struct {
   int micro_batch, grad_accum;
   int threads;            // background workers
   int prefetch;           // micro-batches prepared ahead
-  int skip_corrupt;       // 1: skip a sample that fails to read or decode and count it; 0: error
+  int skip_corrupt;       // 1: replace a sample that fails to read or decode by the next position's, and count
+                          // it; 0: error naming shard and sample
   int max_open_shards;    // open file handles kept (LRU)
 } lcc_loader_opts;
 
@@ -36,7 +39,7 @@ int64_t lcc_loader_samples(const lcc_loader *l);     // samples per epoch
 // Returns 0, or -1 with lcc_error() naming the shard and sample (skip_corrupt = 0).
 int lcc_loader_next(lcc_loader *l, lcc_owned_batch *out);
 int64_t lcc_loader_consumed(const lcc_loader *l);    // global positions consumed by whole global batches so far
-int64_t lcc_loader_skipped(const lcc_loader *l);     // samples skipped as corrupt (skip_corrupt = 1)
+int64_t lcc_loader_skipped(const lcc_loader *l);     // samples replaced as corrupt (skip_corrupt = 1)
 // The global sample index at stream position p (for tests and tools).
 int64_t lcc_loader_index_at(lcc_loader *l, int64_t p);
 

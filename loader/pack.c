@@ -80,8 +80,9 @@ int lcc_pack_batch(lcc_pack_input *in, int n, int skip_corrupt, lcc_owned_batch 
     if (!in[j].ok) continue;
     const lcc_sample *s = &in[j].s;
     const int64_t rows = sample_rows(&in[j], rgb, out->pixels + np * P);
-    if (rows < 0 && skip_corrupt) {
-      fprintf(stderr, "loader: skipped %s\n", lcc_last_error());
+    if (rows < 0 && skip_corrupt) {   // the caller replaces it
+      fprintf(stderr, "loader: skipped %s; replaced by the next sample\n", lcc_last_error());
+      in[j].ok = 0;
       (*skipped)++;
       continue;
     }

@@ -15,8 +15,9 @@ typedef struct {
 } lcc_pack_input;
 
 // Packs the readable samples of in[0..n) in order into out (which it allocates; lcc_batch_free frees).
-// A sample whose frames fail to decode is left out and counted in *skipped when skip_corrupt is set;
-// otherwise the call returns -1 with lcc_error() naming the shard, sample, item and frame.
+// A sample whose frames fail to decode is left out, marked (ok = 0), reported on stderr and counted in
+// *skipped when skip_corrupt is set; otherwise the call returns -1 with lcc_error() naming the shard, sample,
+// item and frame.
 int lcc_pack_batch(lcc_pack_input *in, int n, int skip_corrupt, lcc_owned_batch *out, int64_t *skipped);
 
 #endif

@@ -1,7 +1,7 @@
 // Damaged inputs give one clear message naming the file (and the sample or key), never a crash: missing,
 // foreign, truncated and inconsistent shards; bad samples refused by the writer; malformed manifests; and in
-// the loader a missing shard, a truncated shard and a corrupt JPEG frame, with skip_corrupt counting and
-// leaving out what it skips.
+// the loader a missing shard, a truncated shard and a corrupt JPEG frame, with skip_corrupt counting what it
+// skips and replacing each by the sample at the next stream position that reads.
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,21 +199,28 @@ static lcc_loader *open_dataset(const char *dir, int skip) {
 }
 
 // Reads the 5 micro-batches of an epoch; returns the number of samples delivered, or -1 at the first error
-// (the micro-batch number in *at).
-static int read_epoch(lcc_loader *l, int *at) {
+// (the micro-batch number in *at). Each sample's first token is its tag, its global index: it must be the
+// sample id the batch reports. ids (may be NULL): "i,i,i|..." of the samples delivered.
+static int read_epoch_ids(lcc_loader *l, int *at, char *ids) {
   int samples = 0;
+  if (ids) ids[0] = 0;
   for (int k = 0; k < 5; k++) {
     lcc_owned_batch ob;
     if (lcc_loader_next(l, &ob)) {
       *at = k;
       return -1;
     }
-    for (int s = 0; s < ob.b.n_samples; s++) CHECK(ob.ids[ob.sample_start[s]] / 3 == k);   // tags in order
+    for (int s = 0; s < ob.b.n_samples; s++) {
+      CHECK(ob.sample_ids && ob.ids[ob.sample_start[s]] == ob.sample_ids[s]);
+      if (ids) sprintf(ids + strlen(ids), "%s%lld", s ? "," : k ? "|" : "", (long long)ob.sample_ids[s]);
+    }
     samples += ob.b.n_samples;
     lcc_batch_free(&ob);
   }
   return samples;
 }
+
+static int read_epoch(lcc_loader *l, int *at) { return read_epoch_ids(l, at, NULL); }
 
 // Sets shard `i`'s byte count in the dataset's manifest to the file's size.
 static void refresh_manifest(const char *dir, int i) {
@@ -256,7 +263,9 @@ static void loader_errors(void) {
   CHECK(read_epoch(l, &at) == 15);
   lcc_loader_close(l);
 
-  // A missing shard: an error naming it and the sample; with skip_corrupt its 4 samples are left out.
+  char ids[512];
+  // A missing shard: an error naming it and the sample; with skip_corrupt each of its 4 samples is replaced by
+  // the next position that reads (positions 11..14 fail: 15, the next epoch's first, is sample 0).
   const char *missing = path_of("missing");
   copy(dataset, missing);
   char shard[4300];
@@ -268,7 +277,8 @@ static void loader_errors(void) {
   CHECK(lcc_loader_next(l, &ob) == -1 && error_has(shard, NULL));   // a failed loader keeps failing
   lcc_loader_close(l);
   l = open_dataset(missing, 1);
-  CHECK(read_epoch(l, &at) == 11 && lcc_loader_skipped(l) == 4);
+  CHECK(read_epoch_ids(l, &at, ids) == 15 && lcc_loader_skipped(l) == 4 + 3 + 2 + 1);
+  CHECKF(!strcmp(ids, "0,1,2|3,4,5|6,7,8|9,10,0|0,0,0"), "replacements: %s", ids);
   lcc_loader_close(l);
 
   // A truncated shard: the manifest's size catches it; with the size updated, HDF5 refuses the file.
@@ -284,7 +294,8 @@ static void loader_errors(void) {
   CHECK(read_epoch(l, &at) == -1 && at == 1 && error_has(shard, "not a readable HDF5 file (truncated?)", "(reading sample 0)", NULL));
   lcc_loader_close(l);
   l = open_dataset(cut, 1);
-  CHECK(read_epoch(l, &at) == 9 && lcc_loader_skipped(l) == 6);
+  CHECK(read_epoch_ids(l, &at, ids) == 15 && lcc_loader_skipped(l) == 6 + 5 + 4 + 3 + 2 + 1);
+  CHECKF(!strcmp(ids, "0,1,2|3,4,11|11,11,11|11,11,11|12,13,14"), "replacements: %s", ids);
   lcc_loader_close(l);
 
   // A corrupt JPEG frame in sample 6 (shard 1, index 1; its first item is an image).
@@ -296,7 +307,8 @@ static void loader_errors(void) {
   CHECK(read_epoch(l, &at) == -1 && at == 2 && error_has(shard, ": sample 1: item 0 frame 0: ", NULL));
   lcc_loader_close(l);
   l = open_dataset(bad, 1);
-  CHECK(read_epoch(l, &at) == 14 && lcc_loader_skipped(l) == 1);
+  CHECK(read_epoch_ids(l, &at, ids) == 15 && lcc_loader_skipped(l) == 1);
+  CHECKF(!strcmp(ids, "0,1,2|3,4,5|7,7,8|9,10,11|12,13,14"), "replacements: %s", ids);
   lcc_loader_close(l);
 }
 
