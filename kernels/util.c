@@ -19,11 +19,15 @@ void lcc_fatal_at(const char *file, int line, const char *fmt, ...) {
 
 static _Thread_local char last_error[1024];
 
+// Formats into a scratch buffer first: callers wrap the previous error, lcc_error("x: %s", lcc_last_error()),
+// and vsnprintf into the buffer it reads from would overwrite its own argument.
 int lcc_error(const char *fmt, ...) {
+  char message[sizeof last_error];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(last_error, sizeof last_error, fmt, ap);
+  vsnprintf(message, sizeof message, fmt, ap);
   va_end(ap);
+  memcpy(last_error, message, sizeof last_error);
   return -1;
 }
 
