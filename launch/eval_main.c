@@ -41,7 +41,7 @@ static const lcc_opt table[] = {
     OPT("model", LCC_OPT_STRING, model, "configs/model/tiny.json", "model architecture: HF folder or config.json"),
     OPT("init", LCC_OPT_STRING, init, "", "weights: a run's checkpoints directory (its latest), a checkpoint, or an HF folder"),
     OPT("data", LCC_OPT_STRING, data, "", "held-out shards: manifest.json or its directory"),
-    OPT("tokenizer", LCC_OPT_STRING, tokenizer, "", "tokenizer.json (word boundaries; required with --mcq); empty: every token is a word"),
+    OPT("tokenizer", LCC_OPT_STRING, tokenizer, "", "tokenizer.json (word boundaries; the shards must be made with it; required with --mcq); empty: every token is a word"),
     OPT("positions", LCC_OPT_STRING, positions, "mrope", "mrope or 1d (as the model was trained)"),
     OPT("backend", LCC_OPT_STRING, backend, "cpu", "cpu, cpu-bf16 or cuda (bf16 on this process's GPU)"),
     OPT("threads", LCC_OPT_INT, threads, "0", "CPU threads (0: OpenMP default)"),
@@ -97,8 +97,10 @@ static void score(lcc_model *m, const lcc_batch *b, const lcc_tokenizer *tk, int
 
 // Held-out loss and word accuracy over shards; prints one line.
 static int run_heldout(lcc_model *m, const lcc_tokenizer *tk, const eval_opts *o, const char *weights) {
+  lcc_data_expect expect;
+  lcc_data_expect_of(&m->cfg, o->model, tk, o->tokenizer, &expect);
   lcc_loader_opts lo = {.data = o->data, .shuffle = 0, .world_size = 1, .rank = 0, .micro_batch = 1, .grad_accum = 1,
-                        .threads = 2, .prefetch = 4, .skip_corrupt = 1, .max_open_shards = 16};
+                        .threads = 2, .prefetch = 4, .skip_corrupt = 1, .max_open_shards = 16, .expect = &expect};
   lcc_loader *ld = lcc_loader_open(&lo, 0);
   if (!ld) return -1;
   const int32_t ellipsis = tk ? lcc_tokenizer_id(tk, "\xC4\xA0...") : -1;   // " ..." in byte-level form

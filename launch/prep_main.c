@@ -20,6 +20,7 @@ typedef struct {
   char mode[LCC_OPT_STR], with_context[LCC_OPT_STR];
   int workers, samples_per_shard, max_seq_len;
   char overlong[LCC_OPT_STR];
+  char truncated[LCC_OPT_STR];
   int fix_last_word;
   char codec[LCC_OPT_STR];
   int jpeg_quality;
@@ -43,6 +44,8 @@ static const lcc_opt table[] = {
     OPT("samples_per_shard", LCC_OPT_INT, samples_per_shard, "2500", "input samples per shard"),
     OPT("max_seq_len", LCC_OPT_INT, max_seq_len, "32768", "tokens per sample at most (0: no limit)"),
     OPT("overlong", LCC_OPT_STRING, overlong, "cut", "over max_seq_len: cut (drop trailing turn pairs) or skip"),
+    OPT("truncated", LCC_OPT_STRING, truncated, "skip",
+        "a video file cut short (fewer frames than its MP4/MOV/AVI index lists) before the clip's end: skip the sample, or keep it with the frames there are (warned, counted)"),
     OPT("fix_last_word", LCC_OPT_BOOL, fix_last_word, "false",
         "false: LiveCC's word cursor (re-emits the last word once every word is used); true: never repeat it"),
     OPT("codec", LCC_OPT_STRING, codec, "jpeg", "frame storage: jpeg or raw"),
@@ -77,7 +80,7 @@ static int workers_or_cores(int workers) {
 }
 
 // --verify: every shard of the manifest present, of its size and CRC-64. Exit status 0 (all good), 1 (bad
-// shards, listed) or 2 (no readable manifest).
+// shards, listed) or 2 (no readable manifest, or an empty one).
 static int run_verify(const prep_opts *o) {
   lcc_verify_stats st;
   if (lcc_dataset_verify(o->verify, workers_or_cores(o->workers), stdout, o->progress ? stderr : NULL, &st)) {
@@ -101,6 +104,8 @@ static int resolve(prep_opts *o) {
     return lcc_error("with_context must be auto, true or false, got '%s'", o->with_context);
   if (strcmp(o->overlong, "cut") && strcmp(o->overlong, "skip"))
     return lcc_error("overlong must be cut or skip, got '%s'", o->overlong);
+  if (strcmp(o->truncated, "skip") && strcmp(o->truncated, "keep"))
+    return lcc_error("truncated must be skip or keep, got '%s'", o->truncated);
   if (strcmp(o->codec, "jpeg") && strcmp(o->codec, "raw")) return lcc_error("codec must be jpeg or raw, got '%s'", o->codec);
   o->workers = workers_or_cores(o->workers);
   return 0;
@@ -161,7 +166,8 @@ int main(int argc, char **argv) {
   lcc_prep_opts p = {.inputs = (const char *const *)inputs, .n_inputs = n_inputs, .output = o.output,
                      .tokenizer = o.tokenizer, .workers = o.workers, .samples_per_shard = o.samples_per_shard,
                      .codec = !strcmp(o.codec, "raw") ? LCC_CODEC_RAW : LCC_CODEC_JPEG, .jpeg_quality = o.jpeg_quality,
-                     .video_root = o.video_root, .settings = settings, .progress = o.progress};
+                     .video_root = o.video_root, .keep_truncated = !strcmp(o.truncated, "keep"),
+                     .settings = settings, .progress = o.progress};
   p.il = (lcc_interleave_opts){.fps = o.fps, .with_context = !strcmp(o.with_context, "true"),
                                .fix_last_word = o.fix_last_word, .system_prompt = o.system_prompt,
                                .max_seq_len = o.max_seq_len, .overlong_skip = !strcmp(o.overlong, "skip")};

@@ -7,7 +7,11 @@
 #include "trainer.h"
 #include "util.h"
 #ifdef LCC_HAVE_LOADER
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "loader.h"
+#include "tokenizer.h"
 #endif
 
 enum { SRC_SYNTH, SRC_FILE, SRC_LOADER };
@@ -27,6 +31,30 @@ struct lcc_source {
 #endif
 };
 
+#ifdef LCC_HAVE_LOADER
+// <dir>/tokenizer.json into path when dir is a folder that has one; 1 when found.
+static int folder_tokenizer(const char *dir, char *path, size_t cap) {
+  struct stat st;
+  if (!dir[0] || stat(dir, &st) || !S_ISDIR(st.st_mode)) return 0;
+  snprintf(path, cap, "%s/tokenizer.json", dir);
+  return access(path, F_OK) == 0;
+}
+
+// What the shards must agree with: the model's vision geometry and vocabulary, and the tokenizer's hash when
+// one is known (--tokenizer, or tokenizer.json in the HF folder of --model or --init; else not compared).
+static int data_expect(const lcc_trainer *t, lcc_data_expect *e) {
+  const lcc_train_opts *o = &t->o;
+  char path[LCC_OPT_STR + 32] = "";
+  if (o->tokenizer[0]) snprintf(path, sizeof path, "%s", o->tokenizer);
+  else if (!folder_tokenizer(o->model, path, sizeof path) && !folder_tokenizer(o->init, path, sizeof path)) path[0] = 0;
+  lcc_tokenizer *tk = NULL;
+  if (path[0] && !(tk = lcc_tokenizer_load(path))) return lcc_error("tokenizer: %s", lcc_last_error());
+  lcc_data_expect_of(&t->cfg, o->model, tk, path, e);
+  lcc_tokenizer_free(tk);
+  return 0;
+}
+#endif
+
 lcc_source *lcc_source_open(lcc_trainer *t, const char *data, int shuffle, int world, int rank, int micro_batch,
                             int grad_accum, int64_t consumed) {
   const lcc_train_opts *o = &t->o;
@@ -43,10 +71,15 @@ lcc_source *lcc_source_open(lcc_trainer *t, const char *data, int shuffle, int w
   } else if (data && data[0]) {
 #ifdef LCC_HAVE_LOADER
     s->kind = SRC_LOADER;
+    lcc_data_expect expect;
+    if (data_expect(t, &expect)) {
+      free(s);
+      return NULL;
+    }
     lcc_loader_opts lo = {.data = data, .seed = (uint64_t)o->seed, .shuffle = shuffle, .world_size = world,
                           .rank = rank, .micro_batch = micro_batch, .grad_accum = grad_accum,
                           .threads = o->data_threads, .prefetch = o->prefetch, .skip_corrupt = o->skip_corrupt,
-                          .max_open_shards = 64};
+                          .max_open_shards = 64, .expect = &expect};
     s->loader = lcc_loader_open(&lo, consumed);
     if (!s->loader) {
       free(s);

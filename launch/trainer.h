@@ -36,6 +36,7 @@ typedef struct {
   int zero, bucket_mb;
   char data[LCC_OPT_STR];       // shards manifest (or its directory); empty: synthetic samples
   char heldout[LCC_OPT_STR];    // held-out shards for the evaluation loss
+  char tokenizer[LCC_OPT_STR];  // the model's tokenizer, compared with the shards' (empty: the model folder's)
   int eval_every, eval_samples;
   int data_threads, prefetch, skip_corrupt, blank_frames;
   char out[LCC_OPT_STR];        // run directory: metrics.jsonl, loss.png, checkpoints/

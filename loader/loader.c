@@ -9,6 +9,7 @@
 // positions every rank consumes stay the same, and since corruption is a property of the data a resumed run
 // makes the same replacements (a replacement may repeat a sample within the epoch).
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "loader.h"
+#include "media.h"
 #include "order.h"
 #include "pack.h"
 #include "shard.h"
@@ -43,7 +45,8 @@ typedef struct {
 } slot;
 
 struct lcc_loader {
-  lcc_loader_opts o;
+  lcc_loader_opts o;       // o.expect points at `expect` (or is NULL)
+  lcc_data_expect expect;
   lcc_manifest m;
   char *manifest;         // path of manifest.json, for messages
   int64_t *starts;        // [n_shards + 1] global index of each shard's first sample
@@ -62,11 +65,13 @@ struct lcc_loader {
   char err[1024];
   int stop;
 
-  pthread_mutex_t h5;     // every HDF5 call, the open shards and the patch geometry
+  pthread_mutex_t h5;     // every HDF5 call, the open shards and the first shard's metadata
   open_shard *open;       // [max_open_shards]
   int n_open;
   uint64_t clock;
-  int geometry[3];        // patch, merge, temporal sizes of the first shard opened (0: none yet)
+  int have_first;
+  lcc_shard_meta first;   // of the first shard opened: every other must agree with it
+  int mismatch;           // the first shard to open differs from o.expect
 
   pthread_t *workers;
   int n_workers;
@@ -114,6 +119,60 @@ static char *shard_path(const lcc_loader *l, int s) {
   return p;
 }
 
+// ---- shard metadata against the model and the other shards ----
+
+void lcc_data_expect_of(const lcc_config *cfg, const char *model, const lcc_tokenizer *tk, const char *tokenizer,
+                        lcc_data_expect *e) {
+  memset(e, 0, sizeof *e);
+  snprintf(e->model, sizeof e->model, "%s", model);
+  snprintf(e->tokenizer, sizeof e->tokenizer, "%s", tk ? tokenizer : "");
+  e->patch_size = cfg->patch_size, e->merge_size = cfg->spatial_merge_size;
+  e->temporal_patch_size = cfg->temporal_patch_size;
+  memcpy(e->image_mean, lcc_clip_mean, sizeof e->image_mean);   // Qwen2-VL's preprocessor (media.h)
+  memcpy(e->image_std, lcc_clip_std, sizeof e->image_std);
+  e->vocab_size = cfg->vocab_size;
+  e->tokenizer_hash = tk ? lcc_tokenizer_hash(tk) : 0;
+}
+
+static int same3(const float *a, const float *b) { return fabsf(a[0] - b[0]) + fabsf(a[1] - b[1]) + fabsf(a[2] - b[2]) < 1e-6f; }
+
+// 0 when shard metadata m (of `path`) is what e needs; else -1 with lcc_error() naming both values.
+static int check_expected(const char *path, const lcc_shard_meta *m, const lcc_data_expect *e) {
+  const char *what[3] = {"patch_size", "spatial_merge_size", "temporal_patch_size"};
+  const int have[3] = {m->patch_size, m->merge_size, m->temporal_patch_size};
+  const int want[3] = {e->patch_size, e->merge_size, e->temporal_patch_size};
+  for (int i = 0; i < 3; i++)
+    if (have[i] != want[i])
+      return lcc_error("%s: the shards have %s %d, the model %s has %d: its pixel rows would be misread (prepare "
+                       "the data for this model)", path, what[i], have[i], e->model, want[i]);
+  const float *hv[2] = {m->image_mean, m->image_std}, *wv[2] = {e->image_mean, e->image_std};
+  for (int i = 0; i < 2; i++)
+    if (!same3(hv[i], wv[i]))
+      return lcc_error("%s: the shards' frames are normalized with image_%s (%.8g, %.8g, %.8g), the model %s "
+                       "expects (%.8g, %.8g, %.8g)", path, i ? "std" : "mean", hv[i][0], hv[i][1], hv[i][2],
+                       e->model, wv[i][0], wv[i][1], wv[i][2]);
+  if (m->vocab_size > e->vocab_size)
+    return lcc_error("%s: the shards were tokenized with a vocabulary of %d ids, the model %s has vocab_size %d",
+                     path, m->vocab_size, e->model, e->vocab_size);
+  if (e->tokenizer_hash && m->tokenizer_hash != e->tokenizer_hash)
+    return lcc_error("%s: the shards' tokenizer hash is %016llx, the tokenizer %s has %016llx: the data was "
+                     "tokenized with another tokenizer", path, (unsigned long long)m->tokenizer_hash, e->tokenizer,
+                     (unsigned long long)e->tokenizer_hash);
+  return 0;
+}
+
+// 0 when shard metadata m (of `path`) agrees with the first shard's in everything a sample's meaning depends on.
+static int check_like_first(const char *path, const lcc_shard_meta *m, const lcc_shard_meta *f) {
+  if (m->patch_size != f->patch_size || m->merge_size != f->merge_size || m->temporal_patch_size != f->temporal_patch_size)
+    return lcc_error("%s: patch/merge/temporal sizes %d/%d/%d differ from other shards' %d/%d/%d", path, m->patch_size,
+                     m->merge_size, m->temporal_patch_size, f->patch_size, f->merge_size, f->temporal_patch_size);
+  if (!same3(m->image_mean, f->image_mean) || !same3(m->image_std, f->image_std))
+    return lcc_error("%s: image_mean/image_std differ from other shards'", path);
+  if (m->vocab_size != f->vocab_size)
+    return lcc_error("%s: vocab_size %d differs from other shards' %d", path, m->vocab_size, f->vocab_size);
+  return 0;
+}
+
 // Opens shard s and checks it against its manifest entry and the other shards (caller holds h5).
 static lcc_shard *open_checked(lcc_loader *l, int s, const char *path) {
   const lcc_manifest_entry *e = &l->m.shards[s];
@@ -130,17 +189,18 @@ static lcc_shard *open_checked(lcc_loader *l, int s, const char *path) {
   lcc_shard *sh = lcc_shard_open(path);
   if (!sh) return NULL;
   const lcc_shard_meta *m = lcc_shard_meta_of(sh);
-  const int geometry[3] = {m->patch_size, m->merge_size, m->temporal_patch_size};
-  if (!l->geometry[0]) memcpy(l->geometry, geometry, sizeof geometry);
   int rc = 0;
   if (lcc_shard_count(sh) != e->n_samples)
     rc = lcc_error("%s: %lld samples, but %s says %lld", path, (long long)lcc_shard_count(sh), l->manifest, (long long)e->n_samples);
   else if (m->tokenizer_hash != l->m.tokenizer_hash)
     rc = lcc_error("%s: tokenizer hash %016llx differs from the manifest's %016llx", path,
                    (unsigned long long)m->tokenizer_hash, (unsigned long long)l->m.tokenizer_hash);
-  else if (memcmp(geometry, l->geometry, sizeof geometry))
-    rc = lcc_error("%s: patch/merge/temporal sizes %d/%d/%d differ from other shards' %d/%d/%d", path, geometry[0],
-                   geometry[1], geometry[2], l->geometry[0], l->geometry[1], l->geometry[2]);
+  else if (l->have_first)
+    rc = check_like_first(path, m, &l->first);
+  else if (l->o.expect && check_expected(path, m, l->o.expect))
+    rc = -1, l->mismatch = 1;
+  else
+    l->have_first = 1, l->first = *m;
   if (rc) {
     lcc_shard_close(sh);
     return NULL;
@@ -334,10 +394,23 @@ static int check_opts(const lcc_loader_opts *o, int64_t consumed) {
   return 0;
 }
 
+// Opens shards in manifest order until one opens; -1 when it differs from o.expect (a damaged shard is
+// left to the sample that needs it, which skips or names it).
+static int compare_first_shard(lcc_loader *l) {
+  for (int s = 0; s < l->m.n && !l->have_first && !l->mismatch; s++) {
+    if (!l->m.shards[s].n_samples) continue;
+    char *path = shard_path(l, s);
+    get_shard(l, s, path);
+    free(path);
+  }
+  return l->mismatch ? -1 : 0;
+}
+
 lcc_loader *lcc_loader_open(const lcc_loader_opts *o, int64_t consumed) {
   if (check_opts(o, consumed)) return NULL;
   lcc_loader *l = lcc_calloc(1, sizeof *l);
   l->o = *o;
+  if (o->expect) l->expect = *o->expect, l->o.expect = &l->expect;
   if (lcc_manifest_load(o->data, &l->m)) {
     free(l);
     return NULL;
@@ -364,6 +437,10 @@ lcc_loader *lcc_loader_open(const lcc_loader_opts *o, int64_t consumed) {
   l->open = lcc_calloc((size_t)o->max_open_shards, sizeof(open_shard));
   LCC_CHECK(!pthread_mutex_init(&l->lock, NULL) && !pthread_mutex_init(&l->h5, NULL) &&
             !pthread_cond_init(&l->changed, NULL), "pthread init failed");
+  if (o->expect && compare_first_shard(l)) {
+    lcc_loader_close(l);
+    return NULL;
+  }
   l->workers = lcc_calloc((size_t)o->threads + 1, sizeof(pthread_t));
   for (; l->n_workers < o->threads; l->n_workers++)
     LCC_CHECK(!pthread_create(&l->workers[l->n_workers], NULL, worker, l), "pthread_create failed");

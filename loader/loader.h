@@ -15,6 +15,24 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "config.h"
+#include "tokenizer.h"
+
+// What the run's model and tokenizer need of the shards. lcc_loader_open compares the first shard that opens
+// with it, and fails naming both values where they differ: a patch-8 model on patch-14 shards would misread
+// every pixel row, another tokenizer's ids are another text. (Later shards must match the first; one that
+// does not is treated as damaged.)
+typedef struct {
+  char model[512], tokenizer[512];                   // names for the messages
+  int patch_size, merge_size, temporal_patch_size;   // the vision tower's
+  float image_mean[3], image_std[3];                 // the normalization its weights expect
+  int vocab_size;                                    // embedding rows: the shards' tokenizer may have fewer ids, not more
+  uint64_t tokenizer_hash;                           // 0: no tokenizer given, not compared
+} lcc_data_expect;
+
+// The expectation of model config cfg (named `model`) and, when tk is not NULL, of tokenizer tk (named `tokenizer`).
+void lcc_data_expect_of(const lcc_config *cfg, const char *model, const lcc_tokenizer *tk, const char *tokenizer,
+                        lcc_data_expect *e);
 
 typedef struct {
   const char *data;       // manifest.json or its directory
@@ -27,11 +45,13 @@ typedef struct {
   int skip_corrupt;       // 1: replace a sample that fails to read or decode by the next position's, and count
                           // it; 0: error naming shard and sample
   int max_open_shards;    // open file handles kept (LRU)
+  const lcc_data_expect *expect;   // NULL: shards are not compared with a model (tools, tests)
 } lcc_loader_opts;
 
 typedef struct lcc_loader lcc_loader;
 
-// Opens the manifest only (shards open lazily). consumed: stream positions already consumed (resume).
+// Opens the manifest (and, with o->expect, the first shard to compare it; the rest open lazily).
+// consumed: stream positions already consumed (resume).
 lcc_loader *lcc_loader_open(const lcc_loader_opts *o, int64_t consumed);
 void lcc_loader_close(lcc_loader *l);
 int64_t lcc_loader_samples(const lcc_loader *l);     // samples per epoch

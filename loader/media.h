@@ -9,10 +9,15 @@
 #include <stdint.h>
 
 // T frames of h x w RGB24 pixels, one contiguous buffer [T, h, w, 3], with each frame's end timestamp.
+// A video read also says how complete its file is: a file cut short (a download or copy that stopped) still
+// reads, with fewer frames in the file than its container lists.
 typedef struct {
   int T, h, w;
   uint8_t *rgb;
-  double *pts;    // [T] end timestamp of each frame in seconds (decord's _frame_pts[:, 1])
+  double *pts;        // [T] end timestamp of each frame in seconds (decord's _frame_pts[:, 1])
+  int listed_frames;  // video frames the container's index lists (MP4, MOV, AVI); 0: not listed (Matroska, WebM)
+  int file_frames;    // video frames the file holds
+  double file_end;    // end of the last of them, seconds
 } lcc_frames;
 
 void lcc_frames_free(lcc_frames *f);

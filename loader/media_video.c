@@ -101,8 +101,9 @@ static int cmp_pts(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-// Pass 1: the timestamps of every frame of the stream, sorted by pts (presentation order).
-static int video_index(video *v, frame_time **out, int *n_out) {
+// Pass 1: the timestamps of every frame of the stream, sorted by pts (presentation order); *packets counts
+// the discarded ones too, as the container's frame count does.
+static int video_index(video *v, frame_time **out, int *n_out, int *packets) {
   AVStream *st = v->fmt->streams[v->si];
   int64_t start = st->start_time == AV_NOPTS_VALUE ? 0 : st->start_time;
   int64_t dflt = default_duration(st);
@@ -113,6 +114,7 @@ static int video_index(video *v, frame_time **out, int *n_out) {
   int n = 0, cap = 0, ret;
   while ((ret = av_read_frame(v->fmt, pkt)) >= 0) {
     // Packets flagged discard (outside an MP4 edit list, say) decode but are never shown: not frames.
+    if (pkt->stream_index == v->si) ++*packets;
     if (pkt->stream_index == v->si && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
       int64_t pts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
       if (pts == AV_NOPTS_VALUE) {
@@ -352,9 +354,15 @@ static int read_clip(const char *path, double start, double end, const lcc_video
   video v;
   if (video_open(path, &v)) return -1;
   frame_time *ft = NULL;   // [n] every frame's timestamps, presentation order
-  int n = 0;
-  int rc = video_index(&v, &ft, &n);
+  int n = 0, packets = 0;
+  int rc = video_index(&v, &ft, &n, &packets);
   if (rc == 0) rc = read_picks(&v, ft, n, start, end, b, strict, out);
+  if (rc == 0) {
+    const int64_t listed = v.fmt->streams[v.si]->nb_frames;
+    out->listed_frames = listed > 0 && listed <= INT32_MAX ? (int)listed : 0;
+    out->file_frames = packets;
+    out->file_end = ft[n - 1].end;
+  }
   free(ft);
   video_close(&v);
   return rc;

@@ -1,9 +1,9 @@
 // HDF5 shards of pre-interleaved samples (DESIGN.md section 4) and the manifest that lists them.
 //
 // One shard file (serial HDF5, written once, then immutable):
-//   attributes of /: format = "livecc-shard", version, tokenizer_hash, patch_size, merge_size,
+//   attributes of /: format = "livecc-shard", version, tokenizer_hash, vocab_size, patch_size, merge_size,
 //                    temporal_patch_size, fps, image_mean[3], image_std[3], frame_codec ("jpeg" | "raw"),
-//                    jpeg_quality, n_samples
+//                    jpeg_quality, n_samples   (vocab_size may be absent: shards written before it was kept)
 //   per sample s (offset arrays have n_samples + 1 entries, so any sample is read on its own):
 //     /tokens  int32 [total tokens]      /loss_mask uint8 [total tokens]      /token_offset int64 [n+1]
 //     /items   int32 [total items, 5]    (kind, grid t, grid h, grid w, token index of the first pad)
@@ -26,6 +26,7 @@ enum { LCC_CODEC_JPEG = 0, LCC_CODEC_RAW = 1 };
 
 typedef struct {
   uint64_t tokenizer_hash;
+  int vocab_size;         // 1 + the tokenizer's largest id (0: not recorded)
   int patch_size, merge_size, temporal_patch_size;
   double fps;
   float image_mean[3], image_std[3];

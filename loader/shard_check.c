@@ -9,6 +9,7 @@
 #define WHY(...) (snprintf(why, n, __VA_ARGS__), -1)
 
 int lcc_shard_meta_check(const lcc_shard_meta *m, char *why, size_t n) {
+  if (m->vocab_size < 0) return WHY("vocab_size %d is negative", m->vocab_size);
   if (m->patch_size < 1 || m->patch_size > 64) return WHY("patch_size %d outside 1..64", m->patch_size);
   if (m->merge_size < 1 || m->merge_size > 8) return WHY("merge_size %d outside 1..8", m->merge_size);
   if (m->temporal_patch_size < 1 || m->temporal_patch_size > 8)

@@ -63,6 +63,9 @@ static int read_meta(lcc_shard *s) {
       lcc_h5_attr_read_str(p, f, "frame_codec", text, sizeof text))
     return -1;
   m->patch_size = patch, m->merge_size = merge, m->temporal_patch_size = temporal, m->jpeg_quality = quality;
+  int32_t vocab = 0;
+  if (H5Aexists(f, "vocab_size") > 0 && lcc_h5_attr_read(p, f, "vocab_size", H5T_INTEGER, H5T_NATIVE_INT32, 0, &vocab)) return -1;
+  m->vocab_size = vocab;
   if (!strcmp(text, "jpeg")) m->frame_codec = LCC_CODEC_JPEG;
   else if (!strcmp(text, "raw")) m->frame_codec = LCC_CODEC_RAW;
   else return lcc_error("%s: unknown frame_codec '%s' (expected jpeg or raw)", p, text);

@@ -139,11 +139,12 @@ static int write_attributes(lcc_shard_writer *w) {
   const char *path = w->path;
   const hid_t f = w->file;
   const int32_t version = LCC_SHARD_VERSION, patch = m->patch_size, merge = m->merge_size;
-  const int32_t temporal = m->temporal_patch_size, quality = m->jpeg_quality;
+  const int32_t temporal = m->temporal_patch_size, quality = m->jpeg_quality, vocab = m->vocab_size;
   const int64_t n = (int64_t)w->token_off.n - 1;
   return lcc_h5_attr_write_str(path, f, "format", "livecc-shard") ||
          lcc_h5_attr_write(path, f, "version", H5T_NATIVE_INT32, 0, &version) ||
          lcc_h5_attr_write(path, f, "tokenizer_hash", H5T_NATIVE_UINT64, 0, &m->tokenizer_hash) ||
+         lcc_h5_attr_write(path, f, "vocab_size", H5T_NATIVE_INT32, 0, &vocab) ||
          lcc_h5_attr_write(path, f, "patch_size", H5T_NATIVE_INT32, 0, &patch) ||
          lcc_h5_attr_write(path, f, "merge_size", H5T_NATIVE_INT32, 0, &merge) ||
          lcc_h5_attr_write(path, f, "temporal_patch_size", H5T_NATIVE_INT32, 0, &temporal) ||

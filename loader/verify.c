@@ -69,6 +69,12 @@ int lcc_dataset_verify(const char *manifest, int threads, FILE *report, FILE *pr
   memset(st, 0, sizeof *st);
   lcc_manifest m;
   if (lcc_manifest_load(manifest, &m)) return -1;
+  if (m.n == 0 || m.total_samples == 0) {   // nothing to compare is not a match: a prep that wrote nothing, or the wrong folder
+    lcc_error("%s/manifest.json: the dataset is empty (%d shards, %lld samples): nothing to verify", m.dir, m.n,
+              (long long)m.total_samples);
+    lcc_manifest_free(&m);
+    return -1;
+  }
   const double t0 = lcc_now();
   const int64_t total = total_bytes(&m);
   if (threads < 1) threads = 1;

@@ -15,7 +15,8 @@ typedef struct {
 
 // Reads the shards of the manifest (a manifest.json or its directory) on `threads` threads; a line per bad
 // shard goes to `report` ("<path>: <reason>"), a progress line every 2 s to `progress` (may be NULL).
-// Returns 0 when the manifest was read (st->bad says whether every shard passed), -1 with lcc_error() when not.
+// Returns 0 when the manifest was read (st->bad says whether every shard passed), -1 with lcc_error() when not
+// or when it lists no samples.
 int lcc_dataset_verify(const char *manifest, int threads, FILE *report, FILE *progress, lcc_verify_stats *st);
 
 #endif

@@ -138,8 +138,27 @@ static int media_reason(const char *msg) {
   return LCC_SKIP_CORRUPT_MEDIA;
 }
 
+// A video file cut short (fewer frames in it than its container lists) whose clip window reaches past its
+// end: the words there would be lost with the frames. Skipped or kept (warned, counted) by keep_truncated.
+static int check_truncated(worker *w, const lcc_elem *e, const char *path, const lcc_frames *f, lcc_prep_stats *st) {
+  if (f->listed_frames <= f->file_frames || (e->end >= 0 && e->end <= f->file_end)) return 0;
+  char msg[2 * PATH_MAX + 400];
+  snprintf(msg, sizeof msg, "%s: %s is cut short: %d of the %d frames its container lists are in the file (up to "
+           "%.2f s), the clip window ends at %s", w->what, path, f->file_frames, f->listed_frames, f->file_end,
+           e->end < 0 ? "the end of the video" : "");
+  if (e->end >= 0) snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "%.2f s", e->end);
+  if (!w->j->o->keep_truncated) {
+    lcc_error("%s (truncated = keep uses the frames there are)", msg);
+    return LCC_SKIP_TRUNCATED_MEDIA;
+  }
+  snprintf(msg + strlen(msg), sizeof msg - strlen(msg), ": kept with the frames there are (truncated = keep)");
+  report(w->j, "warning", msg);
+  st->truncated_kept++;
+  return 0;
+}
+
 // Reads one media element into a new picture set; returns 0 or the skip reason.
-static int read_media(worker *w, const lcc_elem *e, int strict) {
+static int read_media(worker *w, const lcc_elem *e, int strict, lcc_prep_stats *st) {
   char path[PATH_MAX];
   if (media_path(w, e, path, sizeof path)) return LCC_SKIP_INVALID;
   int rc = check_media(w, path);
@@ -150,7 +169,7 @@ static int read_media(worker *w, const lcc_elem *e, int strict) {
   rc = e->kind == LCC_ELEM_IMAGE ? lcc_image_read(path, b, f)
        : strict                  ? lcc_video_read_strict(path, e->start, e->end, b, f)
                                  : lcc_video_read_uniform(path, e->start, e->end, b, f);
-  if (rc == 0) return 0;
+  if (rc == 0) return e->kind == LCC_ELEM_IMAGE ? 0 : check_truncated(w, e, path, f, st);
   char msg[1024];
   snprintf(msg, sizeof msg, "%s", lcc_last_error());
   lcc_error("%s: %s", w->what, msg);
@@ -176,7 +195,7 @@ static int prep_stream(worker *w, lcc_conv *c, lcc_prep_stats *st) {
     st->words_outside += outside;
     st->samples_words_outside++;
   }
-  int rc = read_media(w, v, 1);
+  int rc = read_media(w, v, 1, st);
   if (rc) return rc;
   const lcc_frames *clip = &w->pics[0];
   rc = lcc_interleave_stream(&w->j->il, w->ts, c, clip, w->what, &w->seq);
@@ -186,10 +205,10 @@ static int prep_stream(worker *w, lcc_conv *c, lcc_prep_stats *st) {
   return 0;
 }
 
-static int prep_qa(worker *w, lcc_conv *c) {
+static int prep_qa(worker *w, lcc_conv *c, lcc_prep_stats *st) {
   for (int e = 0; e < c->n_elems; e++) {
     if (c->elems[e].kind == LCC_ELEM_TEXT) continue;
-    int rc = read_media(w, &c->elems[e], 0);
+    int rc = read_media(w, &c->elems[e], 0, st);
     if (rc) return rc;
   }
   int rc = lcc_interleave_qa(&w->j->il, w->ts, c, w->pics, w->what, &w->seq);
@@ -266,7 +285,7 @@ static int prep_line(worker *w, lcc_sample *s, lcc_prep_stats *st) {
     return json_error ? LCC_SKIP_MALFORMED_JSON : LCC_SKIP_INVALID;
   st->ignored_stream_elems += c.n_ignored;
   w->source[0] = 0;
-  int rc = c.stream ? prep_stream(w, &c, st) : prep_qa(w, &c);
+  int rc = c.stream ? prep_stream(w, &c, st) : prep_qa(w, &c, st);
   if (!rc) rc = pack(w, s, st);
   free_pics(w);
   lcc_conv_free(&c);
@@ -280,7 +299,7 @@ static void add_stats(lcc_prep_stats *a, const lcc_prep_stats *b) {
   for (int r = 0; r < LCC_SKIP_COUNT; r++) a->skipped[r] += b->skipped[r];
   a->cut_samples += b->cut_samples, a->cut_pairs += b->cut_pairs;
   a->words_outside += b->words_outside, a->samples_words_outside += b->samples_words_outside;
-  a->ignored_stream_elems += b->ignored_stream_elems;
+  a->ignored_stream_elems += b->ignored_stream_elems, a->truncated_kept += b->truncated_kept;
   a->tokens += b->tokens, a->trained_tokens += b->trained_tokens;
   a->frames += b->frames, a->frame_bytes += b->frame_bytes;
 }
@@ -294,7 +313,7 @@ typedef struct {
 static const counter counters[] = {
     C("samples_in", samples_in), C("written", written), C("cut_samples", cut_samples), C("cut_pairs", cut_pairs),
     C("words_outside_window", words_outside), C("samples_with_words_outside_window", samples_words_outside),
-    C("ignored_stream_elements", ignored_stream_elems), C("tokens", tokens), C("trained_tokens", trained_tokens),
+    C("ignored_stream_elements", ignored_stream_elems), C("truncated_kept", truncated_kept), C("tokens", tokens), C("trained_tokens", trained_tokens),
     C("frames", frames), C("frame_bytes", frame_bytes)};
 #undef C
 #define N_COUNTERS ((int)(sizeof counters / sizeof counters[0]))
@@ -549,9 +568,9 @@ static int setup(job *j, const lcc_prep_opts *o) {
   if (lcc_interleaver_init(&j->il, j->tk, &o->il)) return -1;
   if (lcc_jsonl_open(&j->jl, o->inputs, o->n_inputs)) return -1;
   if (mkdirs(o->output) || check_settings(o)) return -1;   // only once the inputs are known to be good
-  j->meta = (lcc_shard_meta){.tokenizer_hash = lcc_tokenizer_hash(j->tk), .patch_size = LCC_PATCH,
-                             .merge_size = LCC_MERGE, .temporal_patch_size = LCC_TEMPORAL, .fps = o->budget.fps,
-                             .frame_codec = o->codec, .jpeg_quality = o->jpeg_quality};
+  j->meta = (lcc_shard_meta){.tokenizer_hash = lcc_tokenizer_hash(j->tk), .vocab_size = lcc_tokenizer_vocab_size(j->tk),
+                             .patch_size = LCC_PATCH, .merge_size = LCC_MERGE, .temporal_patch_size = LCC_TEMPORAL,
+                             .fps = o->budget.fps, .frame_codec = o->codec, .jpeg_quality = o->jpeg_quality};
   memcpy(j->meta.image_mean, lcc_clip_mean, sizeof j->meta.image_mean);
   memcpy(j->meta.image_std, lcc_clip_std, sizeof j->meta.image_std);
   j->n_shards = (int)((j->jl.n + o->samples_per_shard - 1) / o->samples_per_shard);
@@ -600,6 +619,7 @@ void lcc_prep_print_summary(const lcc_prep_stats *st, FILE *f) {
   fprintf(f, "words outside the clip window (ignored): %" PRId64 " in %" PRId64 " samples\n", st->words_outside,
           st->samples_words_outside);
   fprintf(f, "text_stream elements that are not [start, end, word] (ignored): %" PRId64 "\n", st->ignored_stream_elems);
+  fprintf(f, "kept from video files cut short (truncated = keep): %" PRId64 " samples\n", st->truncated_kept);
   fprintf(f, "tokens: %" PRId64 " (%" PRId64 " trained); frames: %" PRId64 " (%.1f MB encoded)\n", st->tokens,
           st->trained_tokens, st->frames, (double)st->frame_bytes / 1e6);
   fprintf(f, "shards: %d (%d written by this run, %d finished before)\n", st->shards, st->shards_written, st->shards_reused);

@@ -29,6 +29,8 @@ typedef struct {
   int codec;                   // LCC_CODEC_JPEG or LCC_CODEC_RAW (shard.h)
   int jpeg_quality;
   const char *video_root;      // prefix of relative media paths; "" = the directory of the sample's JSONL file
+  int keep_truncated;          // a clip reaching past the end of a video file cut short: 1 keep it (warned,
+                               // counted), 0 skip it (LCC_SKIP_TRUNCATED_MEDIA)
   const char *settings;        // the resolved settings as text, stored as <output>/prep.conf
   int progress;                // 1: a progress line on stderr every ~2 s
 } lcc_prep_opts;
@@ -39,6 +41,7 @@ typedef struct {
   int64_t cut_samples, cut_pairs;      // samples shortened to fit max_seq_len, and the pairs dropped
   int64_t words_outside, samples_words_outside;   // words outside the clip window (ignored)
   int64_t ignored_stream_elems;        // text_stream elements that are not [start, end, word]
+  int64_t truncated_kept;              // samples kept from video files cut short (keep_truncated)
   int64_t tokens, trained_tokens, frames, frame_bytes;
   int shards, shards_reused, shards_written;
 } lcc_prep_stats;

@@ -6,10 +6,10 @@
 
 const char *const lcc_skip_keys[LCC_SKIP_COUNT] = {
     "written", "malformed_json", "invalid_sample", "missing_media", "zero_length_media", "corrupt_media",
-    "no_frames_in_window", "too_few_frames", "empty_text_stream", "all_turns_silent", "too_long"};
+    "truncated_media", "no_frames_in_window", "too_few_frames", "empty_text_stream", "all_turns_silent", "too_long"};
 const char *const lcc_skip_labels[LCC_SKIP_COUNT] = {
     "written", "malformed JSON", "invalid sample", "missing video/image", "zero-length video/image",
-    "corrupt video/image", "no frames in the clip window", "fewer frames than the first chunk",
+    "corrupt video/image", "video file cut short", "no frames in the clip window", "fewer frames than the first chunk",
     "empty text_stream", "all turns silent", "too long"};
 
 static const char *str_of(const lcc_json *v, size_t *len) {
@@ -62,8 +62,13 @@ static int parse_elem(const lcc_json *el, int role, lcc_elem *out, const char *w
     return 0;
   }
   out->kind = LCC_ELEM_VIDEO;
-  if (opt_number(el, "video_start", 0.0, &out->start, what, m, e)) return -1;
-  return opt_number(el, "video_end", -1.0, &out->end, what, m, e);
+  if (opt_number(el, "video_start", 0.0, &out->start, what, m, e) ||
+      opt_number(el, "video_end", -1.0, &out->end, what, m, e))
+    return -1;
+  if (out->start < 0 || (out->end >= 0 && out->start > out->end))   // end < 0 (absent): to the end of the video
+    return lcc_error("%s: message %d, content element %d: invalid window: video_start %g > video_end %g", what, m, e,
+                     out->start, out->end);
+  return 0;
 }
 
 static int parse_words(lcc_conv *c, const lcc_json *stream, const char *what) {

@@ -59,6 +59,7 @@ enum {
   LCC_SKIP_MISSING_MEDIA,     // a video or image file that does not exist
   LCC_SKIP_EMPTY_MEDIA,       // a video or image file of zero bytes
   LCC_SKIP_CORRUPT_MEDIA,     // FFmpeg cannot decode it
+  LCC_SKIP_TRUNCATED_MEDIA,   // the video file is cut short before the end of the clip (truncated = skip)
   LCC_SKIP_NO_FRAMES,         // no frame inside [video_start, video_end]
   LCC_SKIP_FEW_FRAMES,        // fewer frames than the first 3-s chunk needs (6 at 2 fps)
   LCC_SKIP_EMPTY_STREAM,      // text_stream has no word (or none inside the clip window)

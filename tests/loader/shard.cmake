@@ -7,6 +7,7 @@ lcc_test(test_shard_roundtrip SOURCES test_shard_roundtrip.c LIBS lcc_shard_fixt
 lcc_test(test_loader_order SOURCES test_loader_order.c LIBS lcc_shard_fixture LABELS unit)
 lcc_test(test_loader_resume SOURCES test_loader_resume.c LIBS lcc_shard_fixture LABELS unit)
 lcc_test(test_shard_errors SOURCES test_shard_errors.c LIBS lcc_shard_fixture LABELS unit)
+lcc_test(test_loader_expect SOURCES test_loader_expect.c LIBS lcc_shard_fixture LABELS unit)
 lcc_test(test_verify SOURCES test_verify.c LIBS lcc_shard_fixture LABELS unit)
 lcc_test(test_loader_scale SOURCES test_loader_scale.c LIBS lcc_shard_fixture LABELS slow TIMEOUT 120)
 

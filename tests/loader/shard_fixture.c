@@ -8,7 +8,7 @@
 #include "util.h"
 
 void fx_meta(lcc_shard_meta *m, int codec) {
-  *m = (lcc_shard_meta){.tokenizer_hash = 0x0123456789abcdefull, .patch_size = 14, .merge_size = 2,
+  *m = (lcc_shard_meta){.tokenizer_hash = 0x0123456789abcdefull, .vocab_size = FX_VIDEO_PAD + 1, .patch_size = 14, .merge_size = 2,
                         .temporal_patch_size = 2, .fps = 2.0, .frame_codec = codec, .jpeg_quality = 90};
   memcpy(m->image_mean, lcc_clip_mean, sizeof m->image_mean);
   memcpy(m->image_std, lcc_clip_std, sizeof m->image_std);

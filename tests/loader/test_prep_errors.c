@@ -1,8 +1,11 @@
 // Bad input: each bad sample is reported on stderr with its file:line and reason, counted by reason, and
-// the job goes on; the summary numbers add up. Then over-long samples: skipped (overlong = skip) or cut at
+// the job goes on; the summary numbers add up. A video cut short is skipped where the clip reaches past the
+// cut (truncated = skip) or kept with a warning and a count (keep); a window with start after end is invalid. Then over-long samples: skipped (overlong = skip) or cut at
 // a turn boundary (overlong = cut) whose tokens are a prefix of the full sample's.
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "prep_util.h"
 #include "testlib.h"
@@ -32,6 +35,10 @@ static const struct {
     {"missing.mp4", 1.1, 7.6, WORDS, NULL, LCC_SKIP_MISSING_MEDIA},
     {"corrupt.mp4", 1.1, 7.6, WORDS, NULL, LCC_SKIP_CORRUPT_MEDIA},
     {"empty.mp4", 1.1, 7.6, WORDS, NULL, LCC_SKIP_EMPTY_MEDIA},
+    // good.mp4 with its index first (faststart), cut in half: 19 of its 36 frames, to 4.75 s
+    {"cut.mp4", 1.1, 7.6, WORDS, NULL, LCC_SKIP_TRUNCATED_MEDIA},
+    {"cut.mp4", 0.3, 3.9, "[1.3, 1.6, \"red\"], [1.6, 2.0, \"circle\"], [3.5, 3.8, \"blue\"]", NULL, 0},   // inside the part there is
+    {"good.mp4", 7.6, 1.1, WORDS, NULL, LCC_SKIP_INVALID},
     {NULL, 0, 0, NULL, "[{\"role\": \"user\", \"content\": [{\"type\": \"video\"\n", LCC_SKIP_MALFORMED_JSON},
     {"good.mp4", 1.1, 7.6, "", NULL, LCC_SKIP_EMPTY_STREAM},
     // two words outside [1.1, 7.6]: ignored and counted, the sample is written
@@ -47,6 +54,18 @@ static const struct {
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 
+// dir/cut.mp4: dir/good.mp4 with its MP4 index moved to the front, cut to half its bytes (a download that
+// stopped: the index lists every frame, the file holds the first half).
+static void make_cut(const char *dir) {
+  char good[1200], cut[1200], cmd[2600];
+  pu_path(good, sizeof good, dir, "good.mp4");
+  pu_path(cut, sizeof cut, dir, "cut.mp4");
+  snprintf(cmd, sizeof cmd, "ffmpeg -v error -y -i '%s' -c copy -movflags +faststart '%s'", good, cut);
+  LCC_CHECK(system(cmd) == 0, "failed: %s", cmd);
+  struct stat st;
+  LCC_CHECK(stat(cut, &st) == 0 && truncate(cut, st.st_size / 2) == 0, "cannot cut %s", cut);
+}
+
 static void make_inputs(const char *dir, char *jsonl, size_t cap) {
   char path[1200];
   pu_path(path, sizeof path, dir, "good.mp4");
@@ -55,6 +74,7 @@ static void make_inputs(const char *dir, char *jsonl, size_t cap) {
   write_text(path, "this is not a video file, just some text that FFmpeg cannot parse as any container at all\n");
   pu_path(path, sizeof path, dir, "empty.mp4");
   write_text(path, "");
+  make_cut(dir);
   pu_path(jsonl, cap, dir, "bad.jsonl");
   FILE *f = fopen(jsonl, "w");
   LCC_CHECK(f, "cannot write %s", jsonl);
@@ -75,14 +95,14 @@ static void bad_samples(void) {
   lcc_prep_opts o;
   const char *inputs[] = {jsonl};
   pu_opts(&o, inputs, 1, out);
-  o.samples_per_shard = 5;   // 3 shards
+  o.samples_per_shard = 5;   // 4 shards
   o.workers = 2;
   lcc_prep_stats st;
   CHECKF(pu_run(&o, &st, dir) == 0, "%s", lcc_last_error());
 
   int64_t want[LCC_SKIP_COUNT] = {0};
   for (int i = 0; i < N_CASES; i++) want[cases[i].reason]++;
-  CHECK(st.samples_in == N_CASES && st.written == want[0] && st.shards == 3);
+  CHECK(st.samples_in == N_CASES && st.written == want[0] && st.shards == 4);
   for (int r = 1; r < LCC_SKIP_COUNT; r++) {
     CHECKF(st.skipped[r] == want[r], "reason %s: %lld skipped, want %lld", lcc_skip_keys[r], (long long)st.skipped[r],
            (long long)want[r]);
@@ -97,7 +117,7 @@ static void bad_samples(void) {
     snprintf(where, sizeof where, "%s:%d: ", jsonl, i + 1);
     const char *at = strstr(text, where);
     if (cases[i].reason == 0) {
-      CHECK(i != 6 || (at && strstr(at, "2 of 7 words lie outside the clip window")));   // the warning
+      CHECK(i != 9 || (at && strstr(at, "2 of 7 words lie outside the clip window")));   // the warning
       continue;
     }
     snprintf(label, sizeof label, "skipped (%s): ", lcc_skip_labels[cases[i].reason]);
@@ -116,7 +136,46 @@ static void bad_samples(void) {
   size_t n = fread(buf, 1, sizeof buf - 1, f);
   buf[n] = 0;
   fclose(f);
-  CHECK(strstr(buf, "samples in:  13\n") && strstr(buf, "written:     2\n") && strstr(buf, "skipped:     11\n"));
+  CHECK(strstr(buf, "samples in:  16\n") && strstr(buf, "written:     3\n") && strstr(buf, "skipped:     13\n"));
+  CHECK(st.truncated_kept == 0 && strstr(buf, "kept from video files cut short (truncated = keep): 0 samples"));
+  text = pu_read(log);
+  CHECKF(strstr(text, "cut.mp4 is cut short: 19 of the 36 frames its container lists are in the file (up to 4.75 s), "
+                      "the clip window ends at 7.60 s (truncated = keep uses the frames there are)"),
+         "the truncated video's message:\n%s", text);
+  CHECKF(strstr(text, "invalid window: video_start 7.6 > video_end 1.1"), "the invalid window's message:\n%s", text);
+  free(text);
+}
+
+// truncated = keep: the clip reaching past the cut is written with the frames there are, warned and counted.
+static void keep_truncated(void) {
+  const char *dir = test_fresh_dir("keep_truncated");
+  char good[1200], jsonl[1200], out[1200], log[1200], line[4096];
+  pu_path(good, sizeof good, dir, "good.mp4");
+  pu_video(good, 112, 84, 4, 9);
+  make_cut(dir);
+  pu_path(jsonl, sizeof jsonl, dir, "cut.jsonl");
+  stream_line(line, sizeof line, "cut.mp4", 1.1, 7.6, WORDS);
+  write_text(jsonl, line);
+  pu_path(out, sizeof out, dir, "out");
+  lcc_prep_opts o;
+  const char *inputs[] = {jsonl};
+  pu_opts(&o, inputs, 1, out);
+  o.keep_truncated = 1;
+  lcc_prep_stats st;
+  CHECKF(pu_run(&o, &st, dir) == 0, "%s", lcc_last_error());
+  check(st.written == 1 && st.truncated_kept == 1 && st.skipped[LCC_SKIP_TRUNCATED_MEDIA] == 0,
+        "truncated = keep: written and counted");
+  pu_path(log, sizeof log, dir, "stderr.txt");
+  char *text = pu_read(log);
+  CHECKF(strstr(text, "warning: ") && strstr(text, "cut.mp4 is cut short: 19 of the 36 frames") &&
+         strstr(text, "kept with the frames there are (truncated = keep)"), "the warning:\n%s", text);
+  free(text);
+  char shard[1300];
+  pu_path(shard, sizeof shard, out, "shard-00000.h5");
+  lcc_sample s;
+  pu_shard_sample(shard, 0, &s);
+  checkf(s.clip_end < 4.8, "the sample ends where the file does (%.2f s)", s.clip_end);
+  lcc_sample_free(&s);
 }
 
 // The golden-style sample is 12 frames, 4 pairs; its tokens: see test_prep_golden.c. A limit below it
@@ -171,6 +230,7 @@ static void too_long(void) {
 
 int main(void) {
   bad_samples();
+  keep_truncated();
   too_long();
   return test_finish("test_prep_errors");
 }

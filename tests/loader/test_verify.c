@@ -1,6 +1,6 @@
 // livecc-prep --verify's check (lcc_dataset_verify): a dataset as written passes; a missing shard, a
 // truncated one and one with a flipped byte are each reported once, in manifest order, with the reason;
-// an unreadable manifest is an error.
+// a missing or empty manifest is an error.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,5 +62,11 @@ int main(void) {
 
   rc = lcc_dataset_verify(tmp_path("no-such-dataset"), 2, stdout, NULL, &st);
   check(rc == -1 && error_has("no-such-dataset", NULL), "a missing manifest is an error naming it");
+
+  const char *empty = test_fresh_dir("empty");
+  LCC_CHECK(fx_dataset(empty, NULL, 0, &meta, 4) == 0, "%s", lcc_last_error());
+  rc = lcc_dataset_verify(empty, 2, stdout, NULL, &st);
+  check(rc == -1 && error_has("empty/manifest.json: the dataset is empty (0 shards, 0 samples)", NULL),
+        "an empty manifest is an error, not 'all match'");
   return test_finish("test_verify");
 }
