@@ -8,8 +8,8 @@
 // rank order) are what ZeRO needs: reduce-scatter the gradients so each rank holds the sum of its part,
 // all-gather the updated parameters so every rank holds them all.
 //
-// Asynchronous work: lcc_comm_submit queues an operation that runs in order behind the caller's compute
-// (a communication thread for MPI, a communication stream for NCCL); lcc_comm_wait orders what follows
+// Asynchronous work: the submit slot queues an operation that runs in order behind the caller's compute
+// (a communication thread for MPI, a communication stream for NCCL); the wait slot orders what follows
 // after every queued operation: MPI blocks the caller until they are done, NCCL makes the backend's stream
 // wait for them (the host goes on, so the exposed time it reports is ~0: read it from GPU events instead).
 // Blocking calls must not be made while operations are queued.
@@ -32,7 +32,7 @@ typedef struct {
                            // contents afterwards are unspecified: a communicator may reduce in place)
   size_t n;                // ALLREDUCE: elements
   float *recv;             // REDUCE_SCATTER: this rank's part (counts[rank] elements)
-  const size_t *counts;    // REDUCE_SCATTER: [world]; must stay valid until lcc_comm_wait returns
+  const size_t *counts;    // REDUCE_SCATTER: [world]; must stay valid until wait returns
   int accumulate;          // REDUCE_SCATTER: add to recv instead of overwriting
   int release_send;        // after the operation, give the send buffer's whole pages back (they read as 0)
   int bucket;              // the gradient bucket's index within its backward pass (for deadline reports)

@@ -3,7 +3,7 @@
 // 1, no bootstrap), so a GPU machine without an MPI library runs the same code path.
 //
 // Every collective runs on the communicator's own stream, ordered against the backend's compute stream with
-// events: an operation starts after everything queued on the compute stream before it; lcc_comm_wait makes
+// events: an operation starts after everything queued on the compute stream before it; the wait slot makes
 // the compute stream wait for every queued operation (the host does not block). The blocking collectives
 // are a submit followed by a wait: later backend work sees their results. Per-rank counts may differ, so
 // reduce-scatter is one ncclReduce per owner and all-gather one ncclBroadcast per owner, grouped.
@@ -20,6 +20,7 @@
 #include "backend.h"
 #include "comm.h"
 #include "cuda/backend_cuda.h"
+#include "cuda/cuda_check.h"
 #include "util.h"
 #include "watchdog.h"
 
@@ -27,11 +28,6 @@
   do {                                                                                                          \
     ncclResult_t r_ = (call);                                                                                   \
     if (r_ != ncclSuccess) lcc_fatal("%s failed: %s (%s)", #call, ncclGetErrorString(r_), ncclGetLastError(NULL)); \
-  } while (0)
-#define CUDA_OK(call)                                                                           \
-  do {                                                                                          \
-    cudaError_t e_ = (call);                                                                    \
-    if (e_ != cudaSuccess) lcc_fatal("%s failed: %s", #call, cudaGetErrorString(e_));            \
   } while (0)
 
 // comm_nccl_add.cu: out[0..n) += a[0..n) on stream s.
@@ -55,7 +51,7 @@ typedef struct {
 static cudaEvent_t timing_event(nccl_impl *im) {
   if (im->n_spare) return im->spare[--im->n_spare];
   cudaEvent_t e;
-  CUDA_OK(cudaEventCreate(&e));
+  CUDA_CHECK(cudaEventCreate(&e));
   return e;
 }
 
@@ -63,10 +59,10 @@ static cudaEvent_t timing_event(nccl_impl *im) {
 static float *temp_for(nccl_impl *im, size_t n) {
   if (n > im->temp_n) {
     if (im->temp) {
-      CUDA_OK(cudaStreamSynchronize(im->stream));
-      CUDA_OK(cudaFree(im->temp));
+      CUDA_CHECK(cudaStreamSynchronize(im->stream));
+      CUDA_CHECK(cudaFree(im->temp));
     }
-    CUDA_OK(cudaMalloc((void **)&im->temp, n * sizeof(float)));
+    CUDA_CHECK(cudaMalloc((void **)&im->temp, n * sizeof(float)));
     im->temp_n = n;
   }
   return im->temp;
@@ -98,20 +94,20 @@ static void run_allgather(lcc_comm *c, void *buf, const size_t *counts, size_t e
 
 // Queues one operation behind the compute stream's work, between two timing events.
 static void enqueue_begin(nccl_impl *im) {
-  CUDA_OK(cudaEventRecord(im->ready, im->compute));
-  CUDA_OK(cudaStreamWaitEvent(im->stream, im->ready, 0));
+  CUDA_CHECK(cudaEventRecord(im->ready, im->compute));
+  CUDA_CHECK(cudaStreamWaitEvent(im->stream, im->ready, 0));
   if (im->n_marks + 2 > im->cap_marks) {
     im->cap_marks = im->cap_marks ? 2 * im->cap_marks : 64;
     im->marks = lcc_realloc(im->marks, (size_t)im->cap_marks * sizeof(cudaEvent_t));
     im->spare = lcc_realloc(im->spare, (size_t)im->cap_marks * sizeof(cudaEvent_t));
   }
   im->marks[im->n_marks] = timing_event(im);
-  CUDA_OK(cudaEventRecord(im->marks[im->n_marks++], im->stream));
+  CUDA_CHECK(cudaEventRecord(im->marks[im->n_marks++], im->stream));
 }
 
 static void enqueue_end(nccl_impl *im) {
   im->marks[im->n_marks] = timing_event(im);
-  CUDA_OK(cudaEventRecord(im->marks[im->n_marks++], im->stream));
+  CUDA_CHECK(cudaEventRecord(im->marks[im->n_marks++], im->stream));
 }
 
 static void nccl_submit(lcc_comm *c, const lcc_comm_op *op) {
@@ -122,15 +118,15 @@ static void nccl_submit(lcc_comm *c, const lcc_comm_op *op) {
   } else {
     run_reduce_scatter(c, op->buf, op->recv, op->counts, op->accumulate);
     const size_t total = lcc_comm_offset(op->counts, c->world);
-    if (op->release_send && total) CUDA_OK(cudaMemsetAsync(op->buf, 0, total * sizeof(float), im->stream));
+    if (op->release_send && total) CUDA_CHECK(cudaMemsetAsync(op->buf, 0, total * sizeof(float), im->stream));
   }
   enqueue_end(im);
 }
 
 static void nccl_wait(lcc_comm *c) {
   nccl_impl *im = c->impl;
-  CUDA_OK(cudaEventRecord(im->done, im->stream));
-  CUDA_OK(cudaStreamWaitEvent(im->compute, im->done, 0));
+  CUDA_CHECK(cudaEventRecord(im->done, im->stream));
+  CUDA_CHECK(cudaStreamWaitEvent(im->compute, im->done, 0));
 }
 
 static void nccl_allreduce(lcc_comm *c, float *buf, size_t n) {
@@ -156,8 +152,8 @@ static double nccl_busy_seconds(lcc_comm *c) {
   nccl_impl *im = c->impl;
   for (int i = 0; i < im->n_marks; i += 2) {
     float ms = 0.0f;
-    CUDA_OK(cudaEventSynchronize(im->marks[i + 1]));
-    CUDA_OK(cudaEventElapsedTime(&ms, im->marks[i], im->marks[i + 1]));
+    CUDA_CHECK(cudaEventSynchronize(im->marks[i + 1]));
+    CUDA_CHECK(cudaEventElapsedTime(&ms, im->marks[i], im->marks[i + 1]));
     im->busy_s += ms * 1e-3;
     im->spare[im->n_spare++] = im->marks[i];
     im->spare[im->n_spare++] = im->marks[i + 1];
@@ -183,15 +179,15 @@ static void one_abort(lcc_comm *c, int code) {
 static void nccl_destroy(lcc_comm *c) {
   nccl_impl *im = c->impl;
   lcc_watchdog_stop(c->watchdog);   // the deadline of the host values (mpi_host.c)
-  CUDA_OK(cudaStreamSynchronize(im->stream));
+  CUDA_CHECK(cudaStreamSynchronize(im->stream));
   nccl_busy_seconds(c);   // returns the timing events to the spares
   NCCL_CHECK(ncclCommFinalize(im->nccl));
   NCCL_CHECK(ncclCommDestroy(im->nccl));
-  for (int i = 0; i < im->n_spare; i++) CUDA_OK(cudaEventDestroy(im->spare[i]));
-  CUDA_OK(cudaEventDestroy(im->ready));
-  CUDA_OK(cudaEventDestroy(im->done));
-  CUDA_OK(cudaStreamDestroy(im->stream));
-  if (im->temp) CUDA_OK(cudaFree(im->temp));
+  for (int i = 0; i < im->n_spare; i++) CUDA_CHECK(cudaEventDestroy(im->spare[i]));
+  CUDA_CHECK(cudaEventDestroy(im->ready));
+  CUDA_CHECK(cudaEventDestroy(im->done));
+  CUDA_CHECK(cudaStreamDestroy(im->stream));
+  if (im->temp) CUDA_CHECK(cudaFree(im->temp));
   free(im->marks);
   free(im->spare);
   free(im);
@@ -248,8 +244,8 @@ lcc_comm *lcc_comm_nccl(lcc_backend *be) {
   im->compute = lcc_cuda_stream(be);
   int n_dev = 0, device = -1;
   if (find_ranks(c) < 0) goto fail;
-  CUDA_OK(cudaGetDeviceCount(&n_dev));
-  CUDA_OK(cudaStreamGetDevice(im->compute, &device));
+  CUDA_CHECK(cudaGetDeviceCount(&n_dev));
+  CUDA_CHECK(cudaStreamGetDevice(im->compute, &device));
   int failed = 0;
   if (c->local_world > n_dev)
     failed = lcc_error("%d ranks on this node but %d GPU(s): NCCL needs one GPU per rank", c->local_world, n_dev);
@@ -260,11 +256,11 @@ lcc_comm *lcc_comm_nccl(lcc_backend *be) {
     if (!failed) lcc_error("another rank could not take its GPU (its message says why)");
     goto fail;
   }
-  CUDA_OK(cudaSetDevice(device));
+  CUDA_CHECK(cudaSetDevice(device));
   join(c, im, device);
-  CUDA_OK(cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking));
-  CUDA_OK(cudaEventCreateWithFlags(&im->ready, cudaEventDisableTiming));
-  CUDA_OK(cudaEventCreateWithFlags(&im->done, cudaEventDisableTiming));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaEventCreateWithFlags(&im->ready, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventCreateWithFlags(&im->done, cudaEventDisableTiming));
   c->allreduce = nccl_allreduce;
   c->reduce_scatter = nccl_reduce_scatter;
   c->allgather = nccl_allgather;

@@ -4,10 +4,6 @@
 #include "model.h"
 #include "model_internal.h"
 
-static inline void *act_at(const lcc_model *m, void *base, size_t elems) {
-  return (char *)base + elems * m->be->act_bytes;
-}
-
 // Reports the gradients of the trainable tensors among idx[0..n) as final (see lcc_grad_hook). A stage's
 // tensors are adjacent in the layout, so their trainable part is one range.
 static void stage_done(lcc_model *m, const int *idx, int n) {

@@ -7,11 +7,6 @@
 #include "model_internal.h"
 #include "util.h"
 
-// Byte offset arithmetic on act-typed buffers.
-static inline void *act_at(const lcc_model *m, void *base, size_t elems) {
-  return (char *)base + elems * m->be->act_bytes;
-}
-
 // ---- activation memory: one allocation, carved in order, grown when a batch needs more ----
 
 typedef struct {

@@ -3,11 +3,8 @@
 #include <string.h>
 
 #include "infer.h"
+#include "model_internal.h"
 #include "util.h"
-
-static inline void *act_at(const lcc_model *m, void *base, size_t elems) {
-  return (char *)base + elems * m->be->act_bytes;
-}
 
 static void free_segment(lcc_infer *s) {
   lcc_backend *be = s->m->be;

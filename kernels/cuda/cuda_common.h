@@ -26,15 +26,11 @@ extern "C" {   // plain C headers without their own guards
 #include "backend.h"
 #include "util.h"
 }
+#include "cuda_check.h"
 
 typedef __nv_bfloat16 bf16;
 
-// ---- checked calls: file:line of the call and the library's own message, then exit ----
-#define CUDA_CHECK(call)                                                                                     \
-  do {                                                                                                       \
-    cudaError_t err_ = (call);                                                                               \
-    if (err_ != cudaSuccess) lcc_fatal("%s: %s (%s)", #call, cudaGetErrorString(err_), cudaGetErrorName(err_)); \
-  } while (0)
+// ---- checked calls (CUDA_CHECK is in cuda_check.h): the call and the library's own message, then exit ----
 #define CUBLAS_CHECK(call)                                                                                   \
   do {                                                                                                       \
     cublasStatus_t st_ = (call);                                                                             \
