@@ -8,4 +8,4 @@ add_library(lcc_media STATIC
   patchify.c
 )
 target_include_directories(lcc_media PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(lcc_media PUBLIC lcc_model PkgConfig::LIBAV Threads::Threads m)
+target_link_libraries(lcc_media PUBLIC lcc_base PkgConfig::LIBAV Threads::Threads m)

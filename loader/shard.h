@@ -81,7 +81,7 @@ typedef struct {
   char *file;             // relative to the manifest's directory
   int64_t n_samples;
   int64_t bytes;
-  uint64_t checksum;      // CRC-64 (ECMA-182) of the file's bytes (lcc_file_crc64 in kernels/util.h)
+  uint64_t checksum;      // CRC-64 (ECMA-182) of the file's bytes (lcc_file_crc64 in base/util.h)
 } lcc_manifest_entry;
 
 typedef struct {

@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gguf.h"
+#include "half.h"
 #include "json.h"
 #include "model.h"
 #include "safetensors.h"
@@ -203,10 +203,20 @@ static void download_weights(const lcc_model *m, const lcc_param *p, float *host
   be->free(be, stage);
 }
 
+// n fp32 values narrowed to 16-bit dtype (bf16 or fp16) in place: value i moves to bytes [2i, 2i + 2), which
+// only overwrites values already read.
+static void narrow_in_place(float *x, size_t n, lcc_dtype dtype) {
+  for (size_t i = 0; i < n; i++) {
+    float v;
+    memcpy(&v, (char *)x + 4 * i, 4);
+    const uint16_t h = dtype == LCC_BF16 ? lcc_f32_to_bf16(v) : lcc_f32_to_f16(v);
+    memcpy((char *)x + 2 * i, &h, 2);
+  }
+}
+
 int lcc_model_save_hf_dtype(const lcc_model *m, const char *dir, lcc_dtype dtype, size_t shard_bytes) {
   LCC_CHECK(dtype == LCC_F32 || dtype == LCC_BF16 || dtype == LCC_F16, "lcc_model_save_hf: dtype %s", lcc_dtype_name(dtype));
   if (mkdir(dir, 0755) != 0 && errno != EEXIST) return lcc_error("%s: cannot create directory: %s", dir, strerror(errno));
-  const int ggml_type = dtype == LCC_F32 ? LCC_GGML_F32 : dtype == LCC_BF16 ? LCC_GGML_BF16 : LCC_GGML_F16;
   size_t esize = lcc_dtype_size(dtype), total = 0, in_shard = 0;
   int *shard_of = lcc_malloc((size_t)m->n_params * sizeof(int)), n_shards = 0;
   for (int i = 0; i < m->n_params; i++) {   // greedy shards in table order, each at most shard_bytes
@@ -227,7 +237,7 @@ int lcc_model_save_hf_dtype(const lcc_model *m, const char *dir, lcc_dtype dtype
       const lcc_param *p = &m->params[i];
       float *host = lcc_malloc(p->numel * sizeof(float));
       download_weights(m, p, host);
-      lcc_ggml_from_f32(ggml_type, host, (int64_t)p->numel, host);   // in place: 16-bit values fit in the first half
+      if (dtype != LCC_F32) narrow_in_place(host, p->numel, dtype);
       bufs[n] = host;
       entries[n] = (lcc_st_entry){.name = p->name, .dtype = dtype, .ndim = p->ndim, .data = host};
       memcpy(entries[n].shape, p->shape, sizeof(int64_t) * (size_t)p->ndim);

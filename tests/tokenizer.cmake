@@ -1,4 +1,4 @@
-# The byte-level BPE tokenizer (model/tokenizer.c): parity with HF tokenizers on the committed fixtures
+# The byte-level BPE tokenizer (base/tokenizer.c): parity with HF tokenizers on the committed fixtures
 # (tests/reference/make_tokenizer_fixtures.py), and its benchmark program (bench/tokenizer_vs_hf.sh runs it).
 lcc_test(test_tokenizer SOURCES test_tokenizer.c LIBS lcc_model Threads::Threads LABELS unit TIMEOUT 120)
 

@@ -16,6 +16,7 @@
 // payload may sit only in the dropped bits, and the addition would turn it into inf or -0. Everything here is
 // elementwise or a fixed-order fp32 op, so results are bit-identical for any thread count.
 #include "cpu.h"
+#include "half.h"
 #include "util.h"
 
 #include <stdint.h>
@@ -31,33 +32,18 @@ typedef struct {
 } bf16_impl;
 
 // ---------------------------------------------------------------------------------------------------------
-// conversions
-
-static inline uint16_t f32_to_bf16(float f) {
-  uint32_t u;
-  memcpy(&u, &f, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   // NaN: keep sign, set quiet bit
-  u += 0x7fffu + ((u >> 16) & 1u);                                              // round to nearest even
-  return (uint16_t)(u >> 16);
-}
-
-static inline float bf16_to_f32(uint16_t b) {
-  uint32_t u = (uint32_t)b << 16;
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
+// conversions (half.h)
 
 static void widen(float *out, const void *inp_, size_t n) {
   const uint16_t *inp = inp_;   // [n] bf16
 #pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
-  for (size_t i = 0; i < n; i++) out[i] = bf16_to_f32(inp[i]);
+  for (size_t i = 0; i < n; i++) out[i] = lcc_bf16_to_f32(inp[i]);
 }
 
 static void narrow(void *out_, const float *inp, size_t n) {
   uint16_t *out = out_;   // [n] bf16
 #pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
-  for (size_t i = 0; i < n; i++) out[i] = f32_to_bf16(inp[i]);
+  for (size_t i = 0; i < n; i++) out[i] = lcc_f32_to_bf16(inp[i]);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-// libFuzzer target: the input is a whole GGUF file image for the reader (model/gguf.c). For images it
+// libFuzzer target: the input is a whole GGUF file image for the reader (base/gguf.c). For images it
 // accepts, every metadata value is read through the accessors and every tensor of a type it converts is
 // converted, so ASan checks each length, count and offset the reader validated.
 #include <stddef.h>

@@ -15,6 +15,7 @@
 #include "backend.h"
 #include "cuda/backend_cuda.h"
 #include "cuda/device.h"
+#include "half.h"
 #include "testlib.h"
 #include "util.h"
 
@@ -31,15 +32,7 @@ static lcc_backend *cpu, *gpu;
 
 
 // x rounded to the nearest bf16 (ties to even), as __float2bfloat16_rn.
-static float bf16_round(float x) {
-  uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return x;   // NaN
-  u += 0x7fffu + ((u >> 16) & 1u);
-  u &= 0xffff0000u;
-  memcpy(&x, &u, sizeof x);
-  return x;
-}
+static float bf16_round(float x) { return lcc_bf16_to_f32(lcc_f32_to_bf16(x)); }
 
 #define MAX_TRACKED 4096
 static void *host_bufs[MAX_TRACKED], *dev_bufs[MAX_TRACKED];

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes model/unicode_tables.c: the Unicode data the tokenizer needs, from Python's unicodedata.
+"""Writes base/unicode_tables.c: the Unicode data the tokenizer needs, from Python's unicodedata.
 
     python3 tests/reference/gen_unicode_tables.py      (from the repository root; any Python 3, no packages)
 
@@ -84,7 +84,7 @@ def build():
       comp[(d[0], d[1])] = cp
   for cp in space:
     assert cls[cp] == 3 and ud.category(chr(cp))[0] not in "LN", hex(cp)
-  assert max(len(d) for d in decomp.values()) <= 4   # MAX_DECOMP in model/unicode.c
+  assert max(len(d) for d in decomp.values()) <= 4   # MAX_DECOMP in base/unicode.c
 
   qc = {cp: 1 for cp in ccc}
   for cp in decomp:

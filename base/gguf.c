@@ -1,5 +1,6 @@
 // GGUF v3 reader and writer (format summary in gguf.h).
 #include "gguf.h"
+#include "half.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,63 +47,12 @@ size_t lcc_ggml_nbytes(int type, int64_t n) {
   return t ? (size_t)(n / t->block) * (size_t)t->bytes : 0;
 }
 
-static uint16_t f32_to_f16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  const uint32_t sign = (x >> 16) & 0x8000u, a = x & 0x7fffffffu;
-  if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);     // NaN
-  if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);    // >= 65520 rounds to infinity
-  if (a >= 0x38800000u) {                                      // normal half: rebias 127 -> 15, round 23 -> 10 bits
-    uint32_t h = ((a >> 23) - 112) << 10 | (a & 0x7fffffu) >> 13, rem = a & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;    // a carry into the exponent is still right
-    return (uint16_t)(sign | h);
-  }
-  const int shift = 126 - (int)(a >> 23);                      // subnormal half: value * 2^24, rounded
-  if (shift > 24) return (uint16_t)sign;
-  const uint32_t m = (a & 0x7fffffu) | 0x800000u, half = 1u << (shift - 1);
-  uint32_t q = m >> shift, rem = m & ((1u << shift) - 1);
-  if (rem > half || (rem == half && (q & 1))) q++;
-  return (uint16_t)(sign | q);
-}
-
-static float f16_to_f32(uint16_t h) {
-  const uint32_t sign = (uint32_t)(h >> 15) << 31, exp = h >> 10 & 0x1f, mant = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0) {   // zero or subnormal: mant * 2^-24, exact in fp32
-    float v = (float)mant * 0x1p-24f;
-    memcpy(&bits, &v, 4);
-    bits |= sign;
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | mant << 13;
-  } else {
-    bits = sign | (exp + 112) << 23 | mant << 13;
-  }
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
-
-static uint16_t f32_to_bf16(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   // NaN stays NaN
-  u += 0x7fffu + ((u >> 16) & 1);                                               // round to nearest even
-  return (uint16_t)(u >> 16);
-}
-
-static float bf16_to_f32(uint16_t b) {
-  uint32_t u = (uint32_t)b << 16;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
 // Q8_0 block: F16 scale d = max|x| / 127, then 32 int8 q = round(x / d) (half away from zero, as ggml).
 static void q8_0_from_f32(const float *x, unsigned char *blk) {
   float amax = 0;
   for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
   const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-  const uint16_t dh = f32_to_f16(d);
+  const uint16_t dh = lcc_f32_to_f16(d);
   memcpy(blk, &dh, 2);
   for (int j = 0; j < 32; j++) blk[2 + j] = (unsigned char)(int8_t)roundf(x[j] * id);
 }
@@ -114,7 +64,7 @@ int lcc_ggml_from_f32(int type, const float *src, int64_t n, void *dst) {
     case LCC_GGML_F16:
     case LCC_GGML_BF16:   // element i is read before bytes [2i, 2i + 2) are written: safe in place
       for (int64_t i = 0; i < n; i++) {
-        const uint16_t h = type == LCC_GGML_F16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
+        const uint16_t h = type == LCC_GGML_F16 ? lcc_f32_to_f16(src[i]) : lcc_f32_to_bf16(src[i]);
         memcpy(out + 2 * i, &h, 2);
       }
       return 0;
@@ -134,13 +84,13 @@ int lcc_ggml_to_f32(int type, const void *src, int64_t n, float *dst) {
     case LCC_GGML_BF16:
       for (int64_t i = 0; i < n; i++) {
         memcpy(&h, in + 2 * i, 2);
-        dst[i] = type == LCC_GGML_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+        dst[i] = type == LCC_GGML_F16 ? lcc_f16_to_f32(h) : lcc_bf16_to_f32(h);
       }
       return 0;
     case LCC_GGML_Q8_0:
       for (int64_t b = 0; b < n / 32; b++) {
         memcpy(&h, in + 34 * b, 2);
-        const float d = f16_to_f32(h);
+        const float d = lcc_f16_to_f32(h);
         for (int j = 0; j < 32; j++) dst[32 * b + j] = d * (float)(int8_t)in[34 * b + 2 + j];
       }
       return 0;

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "half.h"
 #include "json.h"
 #include "util.h"
 
@@ -234,19 +235,6 @@ const void *lcc_st_data(const lcc_st_file *f, const lcc_st_tensor *t) {
   return (const char *)f->map + f->data_start + t->offset;
 }
 
-static float half_to_float(uint16_t h) {
-  uint32_t sign = (uint32_t)(h >> 15) << 31, exp = h >> 10 & 0x1F, mant = h & 0x3FF, bits;
-  if (exp == 0) {   // zero or subnormal: mant * 2^-24, exact in fp32
-    float v = (float)mant * (1.0f / 16777216.0f);
-    return sign ? -v : v;
-  }
-  if (exp == 31) bits = sign | 0x7F800000u | mant << 13;   // inf, nan (payload kept)
-  else bits = sign | (exp + 112) << 23 | mant << 13;       // rebias 15 -> 127
-  float v;
-  memcpy(&v, &bits, 4);
-  return v;
-}
-
 int lcc_st_read_f32(const lcc_st_file *f, const lcc_st_tensor *t, float *out) {
   const unsigned char *p = lcc_st_data(f, t);   // may be unaligned: read through memcpy
   switch (t->dtype) {
@@ -263,12 +251,7 @@ int lcc_st_read_f32(const lcc_st_file *f, const lcc_st_tensor *t, float *out) {
       for (size_t i = 0; i < t->numel; i++) {
         uint16_t h;
         memcpy(&h, p + 2 * i, 2);
-        if (t->dtype == LCC_F16) {
-          out[i] = half_to_float(h);
-        } else {
-          uint32_t bits = (uint32_t)h << 16;
-          memcpy(&out[i], &bits, 4);
-        }
+        out[i] = t->dtype == LCC_F16 ? lcc_f16_to_f32(h) : lcc_bf16_to_f32(h);
       }
       return 0;
     default: return tensor_error(f, t->name, "dtype %s is not a floating type", dtypes[t->dtype].name);
