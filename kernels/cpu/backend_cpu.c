@@ -31,12 +31,6 @@ static void cpu_zero(lcc_backend *be, void *p, size_t bytes) {
 
 static void cpu_sync(lcc_backend *be) {}
 
-static void cpu_copy_rows(lcc_backend *be, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols) {
-  // dst [rows, ld_dst] <- src [rows, ld_src], the first cols of each row
-  for (int r = 0; r < rows; r++)
-    memcpy((float *)dst + (size_t)r * ld_dst, (const float *)src + (size_t)r * ld_src, (size_t)cols * sizeof(float));
-}
-
 // The whole pages inside the range go back to the kernel (anonymous private memory reads as zero when next
 // touched); the partial pages at either end are zeroed in place.
 static void cpu_release(lcc_backend *be, void *p, size_t bytes) {

@@ -102,25 +102,26 @@ void cpu_attention_fwd(lcc_backend *be, void *out, float *lse, const void *qkv, 
 void cpu_attention_bwd(lcc_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
                        const float *lse, const int32_t *cu_seqlens, int n_seq, int T, int Hq, int Hkv,
                        int D, int causal);
+void cpu_attention_cached(lcc_backend *be, void *out, const void *q, int ldq, const void *kc, const void *vc, int Tn,
+                          int Tc, int Hq, int Hkv, int D);
 
 // embedding.c
 void cpu_embedding_fwd(lcc_backend *be, void *out, const int32_t *ids, const void *table, int T, int C);
 void cpu_embedding_bwd(lcc_backend *be, float *dtable, const int32_t *ids, const void *dout, int T, int C);
 void cpu_scatter_rows_fwd(lcc_backend *be, void *x, const void *feats, const int32_t *rows, int M, int C);
 void cpu_scatter_rows_bwd(lcc_backend *be, void *dfeats, void *dx, const int32_t *rows, int M, int C);
+void cpu_copy_rows(lcc_backend *be, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols);
 
 // lm_head_ce.c
 void cpu_lm_head_ce(lcc_backend *be, float *losses, void *dx, float *dw, const void *x, const void *w,
                     const int32_t *targets, const float *weights, int T, int C, int V);
 
-// adamw.c
+// optim.c
 void cpu_adamw(lcc_backend *be, float *param, void *param_act, const float *grad, float *m, float *v,
                size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int step,
                float grad_scale);
 double cpu_sum_squares(lcc_backend *be, const float *x, size_t n);
 void cpu_scale(lcc_backend *be, float *x, float s, size_t n);
 void cpu_add_f32(lcc_backend *be, float *out, const float *a, size_t n);
-void cpu_attention_cached(lcc_backend *be, void *out, const void *q, int ldq, const void *kc, const void *vc, int Tn,
-                          int Tc, int Hq, int Hkv, int D);
 
 #endif

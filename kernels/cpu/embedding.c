@@ -1,4 +1,5 @@
-// Token embedding lookup and its scatter-add gradient; the vision-feature scatter into pad-token rows.
+// Token embedding lookup and its scatter-add gradient; row moves: the vision-feature scatter into pad-token
+// rows, its backward, and strided row copies (as cuda/embedding.cu).
 #include "cpu.h"
 
 #include <string.h>
@@ -52,4 +53,10 @@ void cpu_scatter_rows_bwd(lcc_backend *be, void *dfeats_, void *dx_, const int32
     if (dfeats) memcpy(dfeats + (size_t)m * C, src, (size_t)C * sizeof(float));
     memset(src, 0, (size_t)C * sizeof(float));
   }
+}
+
+void cpu_copy_rows(lcc_backend *be, void *dst, int ld_dst, const void *src, int ld_src, int rows, int cols) {
+  // dst [rows, ld_dst] <- src [rows, ld_src], the first cols of each row
+  for (int r = 0; r < rows; r++)
+    memcpy((float *)dst + (size_t)r * ld_dst, (const float *)src + (size_t)r * ld_src, (size_t)cols * sizeof(float));
 }

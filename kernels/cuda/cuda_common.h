@@ -51,7 +51,7 @@ enum {
   SCRATCH_COUNT
 };
 
-struct cuda_gemm_cache;   // gemm.cu
+struct cuda_gemm_cache;   // linear.cu
 
 typedef struct {
   int device;
@@ -150,7 +150,7 @@ static __device__ __forceinline__ float warp_sum(float v) {
 
 // ---- ops (one file each; backend.h states their semantics) ----
 
-// gemm.cu. Row-major D[M,N] = op(A)[M,K] @ op(B)[K,N] (+ bias[N]) + beta * D, A and B bf16, fp32
+// linear.cu. Row-major D[M,N] = op(A)[M,K] @ op(B)[K,N] (+ bias[N]) + beta * D, A and B bf16, fp32
 // accumulation; D is bf16 (d_f32 = 0) or fp32 (d_f32 = 1). Leading dimensions in elements, as stored.
 void cuda_gemm(lcc_backend *be, int trans_a, int trans_b, int M, int N, int K, const bf16 *A, int lda,
                const bf16 *B, int ldb, const bf16 *bias, float beta, void *D, int d_f32, int ldd);

@@ -1,5 +1,5 @@
-// AdamW (PyTorch semantics) and the gradient utilities around it: sum of squares (for the clipping norm)
-// and in-place scaling.
+// AdamW (PyTorch semantics) and the fp32 gradient utilities around it: sum of squares (for the clipping
+// norm), in-place scaling and add (the CUDA twin: cuda/optim.cu).
 #include "cpu.h"
 #include "util.h"
 
