@@ -13,7 +13,9 @@ INIT=${STREAM_INIT:-runs/demo/with-frames/sft/checkpoints}
 SECS=${STREAM_SECONDS:-60}
 THREADS=${STREAM_THREADS:-1}
 [ -e "$INIT" ] || { echo "no model at $INIT: run launch/demo.sh first (or set STREAM_INIT)" >&2; exit 1; }
-cmake --build "$BUILD" --target livecc-stream livecc-synth >/dev/null
+for b in livecc-stream livecc-synth; do   # what it measures is the build you made, not a rebuild of the tree
+  [ -x "$BIN/$b" ] || { echo "no $BIN/$b: build first (cmake --build $BUILD --target livecc-stream livecc-synth)" >&2; exit 1; }
+done
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
