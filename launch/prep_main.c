@@ -22,6 +22,7 @@ typedef struct {
   char overlong[LCC_OPT_STR];
   char truncated[LCC_OPT_STR];
   int fix_last_word;
+  char words_outside[LCC_OPT_STR], last_words[LCC_OPT_STR];
   char codec[LCC_OPT_STR];
   int jpeg_quality;
   char video_root[LCC_OPT_STR];
@@ -47,7 +48,14 @@ static const lcc_opt table[] = {
     OPT("truncated", LCC_OPT_STRING, truncated, "skip",
         "a video file cut short (fewer frames than its MP4/MOV/AVI index lists) before the clip's end: skip the sample, or keep it with the frames there are (warned, counted)"),
     OPT("fix_last_word", LCC_OPT_BOOL, fix_last_word, "false",
-        "false: LiveCC's word cursor (re-emits the last word once every word is used); true: never repeat it"),
+        "false: LiveCC's word cursor (once every word is used, the last word is said again in every remaining "
+        "window, to the clip's end); true: never repeat it"),
+    OPT("words_outside", LCC_OPT_STRING, words_outside, "keep",
+        "words outside the clip window (counted, warned): keep, as LiveCC (those ending before it go into the first "
+        "chunk, those after it are never reached), or drop"),
+    OPT("last_words", LCC_OPT_STRING, last_words, "drop",
+        "words in the clip window that no chunk reaches, from the first one ending after the last frame on "
+        "(counted): drop, as LiveCC, or keep (appended to the last chunk's answer)"),
     OPT("codec", LCC_OPT_STRING, codec, "jpeg", "frame storage: jpeg or raw"),
     OPT("jpeg_quality", LCC_OPT_INT, jpeg_quality, "90", "JPEG quality 1..100"),
     OPT("video_root", LCC_OPT_STRING, video_root, "", "prefix of relative media paths (empty: the JSONL file's directory)"),
@@ -106,6 +114,10 @@ static int resolve(prep_opts *o) {
     return lcc_error("overlong must be cut or skip, got '%s'", o->overlong);
   if (strcmp(o->truncated, "skip") && strcmp(o->truncated, "keep"))
     return lcc_error("truncated must be skip or keep, got '%s'", o->truncated);
+  if (strcmp(o->words_outside, "keep") && strcmp(o->words_outside, "drop"))
+    return lcc_error("words_outside must be keep or drop, got '%s'", o->words_outside);
+  if (strcmp(o->last_words, "drop") && strcmp(o->last_words, "keep"))
+    return lcc_error("last_words must be drop or keep, got '%s'", o->last_words);
   if (strcmp(o->codec, "jpeg") && strcmp(o->codec, "raw")) return lcc_error("codec must be jpeg or raw, got '%s'", o->codec);
   o->workers = workers_or_cores(o->workers);
   return 0;
@@ -167,9 +179,11 @@ int main(int argc, char **argv) {
                      .tokenizer = o.tokenizer, .workers = o.workers, .samples_per_shard = o.samples_per_shard,
                      .codec = !strcmp(o.codec, "raw") ? LCC_CODEC_RAW : LCC_CODEC_JPEG, .jpeg_quality = o.jpeg_quality,
                      .video_root = o.video_root, .keep_truncated = !strcmp(o.truncated, "keep"),
+                     .drop_words_outside = !strcmp(o.words_outside, "drop"),
                      .settings = settings, .progress = o.progress};
   p.il = (lcc_interleave_opts){.fps = o.fps, .with_context = !strcmp(o.with_context, "true"),
-                               .fix_last_word = o.fix_last_word, .system_prompt = o.system_prompt,
+                               .fix_last_word = o.fix_last_word, .keep_last_words = !strcmp(o.last_words, "keep"),
+                               .system_prompt = o.system_prompt,
                                .max_seq_len = o.max_seq_len, .overlong_skip = !strcmp(o.overlong, "skip")};
   lcc_video_budget_default(&p.budget);
   p.budget.fps = o.fps, p.budget.max_frames = o.max_frames, p.budget.min_frames = o.min_frames;
@@ -179,7 +193,7 @@ int main(int argc, char **argv) {
   lcc_prep_stats st;
   int rc = lcc_prep_run(&p, &st);
   if (rc) fprintf(stderr, "livecc-prep: error: %s\n", lcc_last_error());
-  else lcc_prep_print_summary(&st, stdout);
+  else lcc_prep_print_summary(&p, &st, stdout);
   free(settings);
   free(inputs);
   return rc ? 1 : 0;

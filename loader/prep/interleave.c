@@ -56,6 +56,22 @@ static void py_strip(const char *s, size_t n, size_t *a, size_t *b) {
 
 // ---- word bucketing ----
 
+// Appends ' ' + word.strip(), as LiveCC builds a phrase.
+static void phrase_add(lcc_str *phrase, const lcc_word *w) {
+  size_t a, b;
+  py_strip(w->word, w->len, &a, &b);
+  str_put(phrase, " ", 1);
+  str_put(phrase, w->word + a, b - a);
+}
+
+static void phrase_strip(lcc_str *phrase) {
+  size_t a, b;
+  py_strip(phrase->s, phrase->n, &a, &b);
+  memmove(phrase->s, phrase->s + a, b - a);
+  phrase->n = b - a;
+  phrase->s[phrase->n] = 0;
+}
+
 int lcc_bucket_words(const lcc_word *w, int n, double t, int *cursor, int fix_last_word, lcc_str *phrase) {
   phrase->n = 0;
   str_put(phrase, "", 0);
@@ -63,19 +79,35 @@ int lcc_bucket_words(const lcc_word *w, int n, double t, int *cursor, int fix_la
   for (; i < n; i++) {
     last = i;
     if (!(t >= w[i].end)) break;
-    size_t a, b;
-    py_strip(w[i].word, w[i].len, &a, &b);
-    str_put(phrase, " ", 1);
-    str_put(phrase, w[i].word + a, b - a);
+    phrase_add(phrase, &w[i]);
     taken++;
   }
-  size_t a, b;
-  py_strip(phrase->s, phrase->n, &a, &b);
-  memmove(phrase->s, phrase->s + a, b - a);
-  phrase->n = b - a;
-  phrase->s[phrase->n] = 0;
+  phrase_strip(phrase);
   *cursor = fix_last_word && i == n ? n : last;
   return taken;
+}
+
+// After a bucketing at time t left the cursor at `cursor`: the first word no call took. That is the word
+// the cursor stopped at, or n when every word was taken (LiveCC's cursor then rests on the last word,
+// which was taken).
+static int first_untaken(const lcc_word *w, int n, double t, int cursor) {
+  return cursor < n && !(t >= w[cursor].end) ? cursor : n;
+}
+
+// Chunk k's answer words into *phrase, bucketed at t = the pts of its last frame. The last chunk also finds
+// the words inside the clip window that no chunk reaches (from the first that ends after t on): LiveCC
+// loses them; keep_last_words appends them. Returns how many there are (0 for the other chunks).
+static int chunk_words(const lcc_interleaver *it, const lcc_conv *c, double t, int last, int *cursor, lcc_str *phrase) {
+  lcc_bucket_words(c->words, c->n_words, t, cursor, it->o.fix_last_word, phrase);
+  if (!last) return 0;
+  int after = 0;
+  for (int i = first_untaken(c->words, c->n_words, t, *cursor); i < c->n_words; i++) {
+    if (lcc_conv_word_outside(c, i)) continue;   // counted and governed as words outside the window
+    after++;
+    if (it->o.keep_last_words) phrase_add(phrase, &c->words[i]);
+  }
+  if (it->o.keep_last_words) phrase_strip(phrase);
+  return after;
 }
 
 // LIVECC.md 3.6 (preprocess_text): with context and a title or previous key, text + "\n" + title + "\n" +
@@ -176,7 +208,7 @@ static int system_turn(render *r, const lcc_conv *c) {
 
 static void reset(lcc_seq *q) {
   q->ids.n = 0;
-  q->n_items = q->n_bounds = q->pairs = q->pairs_cut = 0;
+  q->n_items = q->n_bounds = q->pairs = q->pairs_cut = q->words_after_last_frame = 0;
   q->piece.n = 0;
 }
 
@@ -238,8 +270,8 @@ int lcc_interleave_stream(const lcc_interleaver *it, lcc_tok_scratch *ts, const 
   // Pass 1: the last chunk with words; the silent chunks after it are dropped.
   int kept = 0, cursor = 0;
   for (int k = 0; k < chunks; k++) {
-    int last_frame = k == 0 ? first - 1 : first + k * step - 1;
-    lcc_bucket_words(c->words, c->n_words, clip->pts[last_frame], &cursor, it->o.fix_last_word, &q->phrase);
+    int after = chunk_words(it, c, clip->pts[first + k * step - 1], k == chunks - 1, &cursor, &q->phrase);
+    if (k == chunks - 1) q->words_after_last_frame = after;
     if (q->phrase.n > 0) kept = k + 1;
   }
   if (kept == 0) {
@@ -255,7 +287,7 @@ int lcc_interleave_stream(const lcc_interleaver *it, lcc_tok_scratch *ts, const 
   cursor = 0;
   for (int k = 0; k < kept; k++) {
     int f0 = k == 0 ? 0 : first + (k - 1) * step, nf = k == 0 ? first : step;
-    lcc_bucket_words(c->words, c->n_words, clip->pts[f0 + nf - 1], &cursor, it->o.fix_last_word, &q->phrase);
+    chunk_words(it, c, clip->pts[f0 + nf - 1], k == chunks - 1, &cursor, &q->phrase);
     char time[64];
     int tn = snprintf(time, sizeof time, "Time=%.1f-%.1fs", f0 / it->o.fps, (f0 + nf) / it->o.fps);
     if (begin_turn(&r, "user")) return LCC_SKIP_INVALID;

@@ -4,7 +4,8 @@
 // Streaming sample: the clip's frames in chunks (the first 3 s = 3*fps frames, then fps frames = 1 s each);
 // each chunk is its own video item and its own user turn "Time=a.b-c.ds" + video (+ the context after the
 // first chunk); the assistant answers with the words that ENDED by the pts of the chunk's last frame,
-// followed by " ..." (a silent second is exactly " ..."). Trailing silent pairs are dropped.
+// followed by " ..." (a silent second is exactly " ..."). Trailing silent pairs are dropped. The words in
+// the clip window that no chunk reaches are lost, as in LiveCC, or (keep_last_words) the last chunk's.
 // QA sample: its turns as they are; every video or image element is one item.
 // Both are rendered with the Qwen2-VL-Instruct chat template (auto system turn, "<|im_end|>\n" after each
 // turn), each pad token expanded to grid_t*(h/14)*(w/14)/4 copies; the loss mask covers every assistant
@@ -28,6 +29,8 @@ typedef struct {
   double fps;               // 2: frames per second of the clip (an even whole number: chunks hold whole temporal patches)
   int with_context;         // 1: the first user turn's text gets previous ASR, else the title (LIVECC.md 3.6)
   int fix_last_word;        // 0: LiveCC's word cursor, which can repeat the last word (see lcc_bucket_words)
+  int keep_last_words;      // 0: as LiveCC, the words in the clip window from the first one that ends after the
+                            // last chunk's last frame on are lost; 1: they are appended to the last chunk's answer
   const char *system_prompt;  // text of the auto system turn; "" leaves it out
   int max_seq_len;          // tokens; 0 = no limit
   int overlong_skip;        // 1: skip an over-long sample; 0: cut it at the last turn boundary that fits
@@ -58,6 +61,8 @@ typedef struct {
   lcc_seq_item *items;      // [n_items] in order of appearance
   int pairs;                // (user, assistant) pairs kept (streaming) / assistant turns kept (QA)
   int pairs_cut;            // pairs dropped to fit max_seq_len
+  int words_after_last_frame;   // words inside the clip window that no chunk's bucketing reached (lost, or
+                                // appended to the last chunk with keep_last_words)
   // work space, reused across samples
   lcc_str piece, phrase, word;
   int n_bounds, cap_bounds;
@@ -68,7 +73,9 @@ typedef struct {
 // and "\n" are not single tokens.
 int lcc_interleaver_init(lcc_interleaver *it, const lcc_tokenizer *tk, const lcc_interleave_opts *o);
 
-// Streaming sample: clip = its strict-fps frames (T even, h and w multiples of 28, pts = end times).
+// Streaming sample: clip = its strict-fps frames (T even, h and w multiples of 28, pts = end times). Every
+// word of c->words goes to the cursor, as in LiveCC; words outside the clip window (lcc_conv_word_outside)
+// are neither counted in words_after_last_frame nor appended with keep_last_words.
 // QA sample: pics[k] = the pictures of its k-th video or image element, in order.
 // Returns 0, or an LCC_SKIP_* reason with lcc_error() (`what` names the sample).
 int lcc_interleave_stream(const lcc_interleaver *it, lcc_tok_scratch *ts, const lcc_conv *c, const lcc_frames *clip,
@@ -80,9 +87,10 @@ void lcc_seq_free(lcc_seq *s);
 // LiveCC's get_phrase_before_timestamp (LIVECC.md 3.4): from word *cursor on, takes words while
 // t >= word.end and stops at the first word that ends after t; appends ' ' + word.strip() for each and
 // strips the result (Python's str.strip: Unicode whitespace). *cursor becomes the index of the last word
-// examined: the stopping word, or, when every remaining word was taken, the last word itself, which the
-// next call then takes again (LiveCC's edge case, reproduced by default). fix_last_word = 1 moves the
-// cursor past the last word instead. Returns the number of words taken.
+// examined: the stopping word, or, when every remaining word was taken, the last word itself, which every
+// later call then takes again: the last word repeats in every remaining window (LiveCC's edge case,
+// reproduced by default). fix_last_word = 1 moves the cursor past the last word instead. Returns the
+// number of words taken.
 int lcc_bucket_words(const lcc_word *w, int n, double t, int *cursor, int fix_last_word, lcc_str *phrase);
 
 #endif

@@ -176,30 +176,48 @@ static int read_media(worker *w, const lcc_elem *e, int strict, lcc_prep_stats *
   return media_reason(msg);
 }
 
+// Words outside the clip window: counted and warned about; dropped with words_outside = drop, else left to
+// LiveCC's cursor. Returns 0 or LCC_SKIP_EMPTY_STREAM when dropping leaves no word.
+static int words_outside(worker *w, lcc_conv *c, lcc_prep_stats *st) {
+  const lcc_elem *v = &c->elems[c->turns[0].first];
+  const int drop = w->j->o->drop_words_outside, n_words = c->n_words;
+  int outside = drop ? lcc_conv_drop_words_outside(c) : lcc_conv_count_words_outside(c);
+  if (outside == 0) return 0;
+  st->words_outside += outside;
+  st->samples_words_outside++;
+  if (drop && outside == n_words) {
+    lcc_error("%s: all %d words of text_stream lie outside the clip window [%g, %g] s (words_outside = drop)", w->what,
+              n_words, v->start, v->end);
+    return LCC_SKIP_EMPTY_STREAM;
+  }
+  char msg[PATH_MAX + 300];
+  snprintf(msg, sizeof msg, "%s: %d of %d words lie outside the clip window [%g, %g] s and are %s", w->what, outside,
+           n_words, v->start, v->end,
+           drop ? "dropped (words_outside = drop)"
+                : "kept, as in LiveCC: those ending before it go into the first chunk, those after it are "
+                  "never reached (words_outside = keep)");
+  report(w->j, "warning", msg);
+  return 0;
+}
+
 static int prep_stream(worker *w, lcc_conv *c, lcc_prep_stats *st) {
   if (c->n_words == 0) {
     lcc_error("%s: text_stream holds no [start, end, word] element", w->what);
     return LCC_SKIP_EMPTY_STREAM;
   }
-  const lcc_elem *v = &c->elems[c->turns[0].first];
-  int n_words = c->n_words, outside = lcc_conv_drop_words_outside(c);
-  if (outside == n_words) {
-    lcc_error("%s: all %d words of text_stream lie outside the clip window [%g, %g] s", w->what, n_words, v->start, v->end);
-    return LCC_SKIP_EMPTY_STREAM;
-  }
-  if (outside) {
-    char msg[PATH_MAX + 200];
-    snprintf(msg, sizeof msg, "%s: %d of %d words lie outside the clip window [%g, %g] s and are ignored", w->what,
-             outside, n_words, v->start, v->end);
-    report(w->j, "warning", msg);
-    st->words_outside += outside;
-    st->samples_words_outside++;
-  }
-  int rc = read_media(w, v, 1, st);
+  int rc = words_outside(w, c, st);
+  if (rc) return rc;
+  rc = read_media(w, &c->elems[c->turns[0].first], 1, st);
   if (rc) return rc;
   const lcc_frames *clip = &w->pics[0];
   rc = lcc_interleave_stream(&w->j->il, w->ts, c, clip, w->what, &w->seq);
   if (rc) return rc;
+  // Counted, not warned about: LiveCC's windows end at the last word's end, after the last frame, so most
+  // of its samples have such a word.
+  if (w->seq.words_after_last_frame) {
+    st->words_after_last_frame += w->seq.words_after_last_frame;
+    st->samples_words_after_last_frame++;
+  }
   const lcc_seq_item *last = &w->seq.items[w->seq.n_items - 1];
   w->clip_start = clip->pts[0], w->clip_end = clip->pts[last->frame0 + last->n_frames - 1];
   return 0;
@@ -299,6 +317,8 @@ static void add_stats(lcc_prep_stats *a, const lcc_prep_stats *b) {
   for (int r = 0; r < LCC_SKIP_COUNT; r++) a->skipped[r] += b->skipped[r];
   a->cut_samples += b->cut_samples, a->cut_pairs += b->cut_pairs;
   a->words_outside += b->words_outside, a->samples_words_outside += b->samples_words_outside;
+  a->words_after_last_frame += b->words_after_last_frame;
+  a->samples_words_after_last_frame += b->samples_words_after_last_frame;
   a->ignored_stream_elems += b->ignored_stream_elems, a->truncated_kept += b->truncated_kept;
   a->tokens += b->tokens, a->trained_tokens += b->trained_tokens;
   a->frames += b->frames, a->frame_bytes += b->frame_bytes;
@@ -313,6 +333,8 @@ typedef struct {
 static const counter counters[] = {
     C("samples_in", samples_in), C("written", written), C("cut_samples", cut_samples), C("cut_pairs", cut_pairs),
     C("words_outside_window", words_outside), C("samples_with_words_outside_window", samples_words_outside),
+    C("words_after_last_frame", words_after_last_frame),
+    C("samples_with_words_after_last_frame", samples_words_after_last_frame),
     C("ignored_stream_elements", ignored_stream_elems), C("truncated_kept", truncated_kept), C("tokens", tokens), C("trained_tokens", trained_tokens),
     C("frames", frames), C("frame_bytes", frame_bytes)};
 #undef C
@@ -607,7 +629,7 @@ int lcc_prep_run(const lcc_prep_opts *o, lcc_prep_stats *st) {
   return rc;
 }
 
-void lcc_prep_print_summary(const lcc_prep_stats *st, FILE *f) {
+void lcc_prep_print_summary(const lcc_prep_opts *o, const lcc_prep_stats *st, FILE *f) {
   fprintf(f, "# livecc-prep summary\n");
   fprintf(f, "samples in:  %" PRId64 "\n", st->samples_in);
   fprintf(f, "written:     %" PRId64 "\n", st->written);
@@ -616,8 +638,12 @@ void lcc_prep_print_summary(const lcc_prep_stats *st, FILE *f) {
   fprintf(f, "skipped:     %" PRId64 "\n", skipped);
   for (int r = 1; r < LCC_SKIP_COUNT; r++) fprintf(f, "  %-36s %" PRId64 "\n", lcc_skip_labels[r], st->skipped[r]);
   fprintf(f, "cut to fit max_seq_len: %" PRId64 " samples (%" PRId64 " turn pairs dropped)\n", st->cut_samples, st->cut_pairs);
-  fprintf(f, "words outside the clip window (ignored): %" PRId64 " in %" PRId64 " samples\n", st->words_outside,
-          st->samples_words_outside);
+  fprintf(f, "words outside the clip window (%s): %" PRId64 " in %" PRId64 " samples\n",
+          o->drop_words_outside ? "dropped: words_outside = drop" : "kept, as LiveCC: words_outside = keep",
+          st->words_outside, st->samples_words_outside);
+  fprintf(f, "words ending after the last frame (%s): %" PRId64 " in %" PRId64 " written samples\n",
+          o->il.keep_last_words ? "kept in the last chunk: last_words = keep" : "lost, as in LiveCC: last_words = drop",
+          st->words_after_last_frame, st->samples_words_after_last_frame);
   fprintf(f, "text_stream elements that are not [start, end, word] (ignored): %" PRId64 "\n", st->ignored_stream_elems);
   fprintf(f, "kept from video files cut short (truncated = keep): %" PRId64 " samples\n", st->truncated_kept);
   fprintf(f, "tokens: %" PRId64 " (%" PRId64 " trained); frames: %" PRId64 " (%.1f MB encoded)\n", st->tokens,

@@ -31,6 +31,8 @@ typedef struct {
   const char *video_root;      // prefix of relative media paths; "" = the directory of the sample's JSONL file
   int keep_truncated;          // a clip reaching past the end of a video file cut short: 1 keep it (warned,
                                // counted), 0 skip it (LCC_SKIP_TRUNCATED_MEDIA)
+  int drop_words_outside;      // words outside the clip window: 0 keep them, as LiveCC (those before it go
+                               // into the first chunk, those after it are never reached); 1 drop them
   const char *settings;        // the resolved settings as text, stored as <output>/prep.conf
   int progress;                // 1: a progress line on stderr every ~2 s
 } lcc_prep_opts;
@@ -39,7 +41,9 @@ typedef struct {
   int64_t samples_in, written;
   int64_t skipped[LCC_SKIP_COUNT];     // by reason (LCC_SKIP_*; [0] unused)
   int64_t cut_samples, cut_pairs;      // samples shortened to fit max_seq_len, and the pairs dropped
-  int64_t words_outside, samples_words_outside;   // words outside the clip window (ignored)
+  int64_t words_outside, samples_words_outside;   // words outside the clip window (kept or dropped)
+  int64_t words_after_last_frame, samples_words_after_last_frame;   // words of written samples that no chunk
+                                       // reached (lost as in LiveCC, or kept: il.keep_last_words)
   int64_t ignored_stream_elems;        // text_stream elements that are not [start, end, word]
   int64_t truncated_kept;              // samples kept from video files cut short (keep_truncated)
   int64_t tokens, trained_tokens, frames, frame_bytes;
@@ -50,6 +54,7 @@ typedef struct {
 // that cannot be written, different settings in an existing output directory). Skipped samples are not
 // errors: each is reported on stderr with its file:line and reason, and counted.
 int lcc_prep_run(const lcc_prep_opts *o, lcc_prep_stats *st);
-void lcc_prep_print_summary(const lcc_prep_stats *st, FILE *f);
+// The totals; o says whether words outside the window and after the last frame were kept or dropped.
+void lcc_prep_print_summary(const lcc_prep_opts *o, const lcc_prep_stats *st, FILE *f);
 
 #endif

@@ -175,13 +175,23 @@ void lcc_conv_free(lcc_conv *c) {
   memset(c, 0, sizeof *c);
 }
 
-int lcc_conv_drop_words_outside(lcc_conv *c) {
+int lcc_conv_word_outside(const lcc_conv *c, int i) {
   if (!c->stream) return 0;
   const lcc_elem *v = &c->elems[c->turns[0].first];
-  double lo = v->start, hi = v->end < 0 ? 1e300 : v->end;
+  double hi = v->end < 0 ? 1e300 : v->end;   // no video_end: to the end of the video
+  return c->words[i].end < v->start || c->words[i].start > hi;
+}
+
+int lcc_conv_count_words_outside(const lcc_conv *c) {
+  int n = 0;
+  for (int i = 0; i < c->n_words; i++) n += lcc_conv_word_outside(c, i);
+  return n;
+}
+
+int lcc_conv_drop_words_outside(lcc_conv *c) {
   int kept = 0, n = c->n_words;
   for (int i = 0; i < n; i++)
-    if (!(c->words[i].end < lo || c->words[i].start > hi)) c->words[kept++] = c->words[i];
+    if (!lcc_conv_word_outside(c, i)) c->words[kept++] = c->words[i];
   c->n_words = kept;
   return n - kept;
 }

@@ -74,9 +74,11 @@ extern const char *const lcc_skip_labels[LCC_SKIP_COUNT];   // "malformed JSON",
 // line is not JSON (*json_error = 1) or not a conversation of the shape above (*json_error = 0).
 int lcc_conv_parse(const char *text, size_t len, const char *what, lcc_conv *out, int *json_error);
 void lcc_conv_free(lcc_conv *c);
-// Drops the words that lie entirely outside the clip window [video_start, video_end] of a streaming sample
-// (LiveCC would put words that end before the window into the first turn and never emit words after it;
-// its own data has none: the window is the first word's start to the last word's end). Returns how many.
-int lcc_conv_drop_words_outside(lcc_conv *c);
+// Words outside the clip window of a streaming sample: those that end before video_start or start after
+// video_end. LiveCC keeps them (its own data has none: the window is the first word's start to the last
+// word's end): its cursor puts those before the window into the first chunk and stops at those after it.
+int lcc_conv_word_outside(const lcc_conv *c, int i);   // 1: word i lies outside the window
+int lcc_conv_count_words_outside(const lcc_conv *c);   // how many do
+int lcc_conv_drop_words_outside(lcc_conv *c);          // removes them (livecc-prep's words_outside = drop); how many
 
 #endif

@@ -1,7 +1,9 @@
 // Bad input: each bad sample is reported on stderr with its file:line and reason, counted by reason, and
 // the job goes on; the summary numbers add up. A video cut short is skipped where the clip reaches past the
-// cut (truncated = skip) or kept with a warning and a count (keep); a window with start after end is invalid. Then over-long samples: skipped (overlong = skip) or cut at
-// a turn boundary (overlong = cut) whose tokens are a prefix of the full sample's.
+// cut (truncated = skip) or kept with a warning and a count (keep); a window with start after end is invalid.
+// Words outside the clip window and after the last frame: kept or dropped as the switches say, counted either
+// way. Then over-long samples: skipped (overlong = skip) or cut at a turn boundary (overlong = cut) whose
+// tokens are a prefix of the full sample's.
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,6 +21,27 @@ static void stream_line(char *out, size_t cap, const char *video, double start, 
            "{\"type\": \"text\", \"text\": \"\", \"title\": \"t\"}]}, {\"role\": \"assistant\", \"content\": "
            "[{\"type\": \"text_stream\", \"text_stream\": [%s]}]}]\n",
            video, start, end, words);
+}
+
+// The decoded text (special tokens left out) of the shard's sample i.
+static void sample_text(const char *out, int64_t i, char *text, size_t cap) {
+  char shard[1300];
+  pu_path(shard, sizeof shard, out, "shard-00000.h5");
+  lcc_sample s;
+  pu_shard_sample(shard, i, &s);
+  lcc_tokenizer *tk = lcc_tokenizer_load(TINY_TOKENIZER);
+  LCC_CHECK(tk && lcc_tokenizer_decode(tk, s.ids, s.n_tokens, 1, text, cap) >= 0, "%s", lcc_last_error());
+  lcc_tokenizer_free(tk);
+  lcc_sample_free(&s);
+}
+
+static void summary_text(const lcc_prep_opts *o, const lcc_prep_stats *st, char *buf, size_t cap) {
+  FILE *f = tmpfile();
+  LCC_CHECK(f, "tmpfile failed");
+  lcc_prep_print_summary(o, st, f);
+  rewind(f);
+  buf[fread(buf, 1, cap - 1, f)] = 0;
+  fclose(f);
 }
 
 #define WORDS "[1.3, 1.6, \"red\"], [1.6, 2.0, \"circle\"], [3.8, 4.2, \"blue\"], [5.9, 6.3, \"green\"], [7.3, 7.55, \"yellow\"]"
@@ -41,9 +64,11 @@ static const struct {
     {"good.mp4", 7.6, 1.1, WORDS, NULL, LCC_SKIP_INVALID},
     {NULL, 0, 0, NULL, "[{\"role\": \"user\", \"content\": [{\"type\": \"video\"\n", LCC_SKIP_MALFORMED_JSON},
     {"good.mp4", 1.1, 7.6, "", NULL, LCC_SKIP_EMPTY_STREAM},
-    // two words outside [1.1, 7.6]: ignored and counted, the sample is written
+    // two words outside [1.1, 7.6]: counted and warned about, the sample is written
     {"good.mp4", 1.1, 7.6, "[0.2, 0.5, \"early\"], " WORDS ", [8.0, 8.4, \"late\"]", NULL, 0},
-    {"good.mp4", 1.1, 7.6, "[0.2, 0.5, \"early\"], [8.0, 8.4, \"late\"]", NULL, LCC_SKIP_EMPTY_STREAM},
+    // only words outside: kept (words_outside = keep, as LiveCC), "early" is the first chunk's answer
+    {"good.mp4", 1.1, 7.6, "[0.2, 0.5, \"early\"], [8.0, 8.4, \"late\"]", NULL, 0},
+    {"good.mp4", 1.1, 7.6, "[8.0, 8.4, \"late\"]", NULL, LCC_SKIP_ALL_SILENT},   // never reached
     {"good.mp4", 20, 25, "[21.0, 21.5, \"gone\"]", NULL, LCC_SKIP_NO_FRAMES},
     {"good.mp4", 1.1, 2.9, "[1.3, 1.6, \"red\"]", NULL, LCC_SKIP_FEW_FRAMES},
     {"good.mp4", 1.1, 7.6, "[7.3, 7.55, \"yellow\"]", NULL, LCC_SKIP_ALL_SILENT},
@@ -107,36 +132,32 @@ static void bad_samples(void) {
     CHECKF(st.skipped[r] == want[r], "reason %s: %lld skipped, want %lld", lcc_skip_keys[r], (long long)st.skipped[r],
            (long long)want[r]);
   }
-  CHECK(st.words_outside == 2 && st.samples_words_outside == 1);
+  CHECK(st.words_outside == 5 && st.samples_words_outside == 3);
+  // "yellow" (7.55 > the last frame's 7.25) in lines 1 and 10; "blue" (3.8 > 3.5) in line 6 (cut.mp4).
+  CHECK(st.words_after_last_frame == 3 && st.samples_words_after_last_frame == 3);
 
   // One message per bad sample, naming its file:line and the reason.
   pu_path(log, sizeof log, dir, "stderr.txt");
   char *text = pu_read(log);
   for (int i = 0; i < N_CASES; i++) {
-    char where[1300], label[200];
+    char where[1300], message[1600];
     snprintf(where, sizeof where, "%s:%d: ", jsonl, i + 1);
-    const char *at = strstr(text, where);
     if (cases[i].reason == 0) {
-      CHECK(i != 9 || (at && strstr(at, "2 of 7 words lie outside the clip window")));   // the warning
+      const char *at = strstr(text, where);
+      CHECK(i != 9 || (at && strstr(at, "2 of 7 words lie outside the clip window [1.1, 7.6] s and are kept, as in LiveCC")));
       continue;
     }
-    snprintf(label, sizeof label, "skipped (%s): ", lcc_skip_labels[cases[i].reason]);
-    const char *line_start = at;
-    while (line_start && line_start > text && line_start[-1] != '\n') line_start--;
-    CHECKF(at && strstr(line_start, label) && strstr(line_start, label) < at, "no message '%s...%s' in:\n%s", label, where,
-           text);
+    snprintf(message, sizeof message, "skipped (%s): %s", lcc_skip_labels[cases[i].reason], where);
+    CHECKF(strstr(text, message), "no message '%s' in:\n%s", message, text);
   }
   free(text);
 
   // The summary reads the sidecars: the same numbers.
-  FILE *f = tmpfile();
-  lcc_prep_print_summary(&st, f);
-  rewind(f);
   char buf[4096];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  buf[n] = 0;
-  fclose(f);
-  CHECK(strstr(buf, "samples in:  16\n") && strstr(buf, "written:     3\n") && strstr(buf, "skipped:     13\n"));
+  summary_text(&o, &st, buf, sizeof buf);
+  CHECK(strstr(buf, "samples in:  17\n") && strstr(buf, "written:     4\n") && strstr(buf, "skipped:     13\n"));
+  CHECK(strstr(buf, "words outside the clip window (kept, as LiveCC: words_outside = keep): 5 in 3 samples\n"));
+  CHECK(strstr(buf, "words ending after the last frame (lost, as in LiveCC: last_words = drop): 3 in 3 written samples\n"));
   CHECK(st.truncated_kept == 0 && strstr(buf, "kept from video files cut short (truncated = keep): 0 samples"));
   text = pu_read(log);
   CHECKF(strstr(text, "cut.mp4 is cut short: 19 of the 36 frames its container lists are in the file (up to 4.75 s), "
@@ -176,6 +197,70 @@ static void keep_truncated(void) {
   pu_shard_sample(shard, 0, &s);
   checkf(s.clip_end < 4.8, "the sample ends where the file does (%.2f s)", s.clip_end);
   lcc_sample_free(&s);
+}
+
+// The switches where livecc-prep may leave LiveCC, through the job: words outside the clip window (keep, as
+// LiveCC: "early" is said in the first chunk, "late" never; drop: neither, and a sample with only such words
+// has an empty text_stream) and the word after the last frame ("yellow", 7.55 > 7.25: lost, as LiveCC, or
+// kept in the last chunk). Both are counted either way.
+static void switches(void) {
+  const char *dir = test_fresh_dir("switches");
+  char video[1200], jsonl[1200], out[1200], line[4096], text[16384], sum[4096];
+  pu_path(video, sizeof video, dir, "good.mp4");
+  pu_video(video, 112, 84, 4, 9);
+  pu_path(jsonl, sizeof jsonl, dir, "words.jsonl");
+  FILE *f = fopen(jsonl, "w");
+  LCC_CHECK(f, "cannot write %s", jsonl);
+  stream_line(line, sizeof line, "good.mp4", 1.1, 7.6, "[0.2, 0.5, \"early\"], " WORDS ", [8.0, 8.4, \"late\"]");
+  fputs(line, f);
+  stream_line(line, sizeof line, "good.mp4", 1.1, 7.6, "[0.2, 0.5, \"early\"], [8.0, 8.4, \"late\"]");
+  fputs(line, f);
+  stream_line(line, sizeof line, "good.mp4", 1.1, 7.6, "[8.0, 8.4, \"late\"]");
+  fputs(line, f);
+  fclose(f);
+  const char *inputs[] = {jsonl};
+  lcc_prep_opts o;
+  lcc_prep_stats st;
+
+  // The defaults: LiveCC's behaviour.
+  pu_path(out, sizeof out, dir, "liveCC");
+  pu_opts(&o, inputs, 1, out);
+  CHECKF(pu_run(&o, &st, dir) == 0, "%s", lcc_last_error());
+  CHECK(st.written == 2 && st.skipped[LCC_SKIP_ALL_SILENT] == 1);
+  CHECK(st.words_outside == 5 && st.samples_words_outside == 3);
+  CHECK(st.words_after_last_frame == 1 && st.samples_words_after_last_frame == 1);
+  sample_text(out, 0, text, sizeof text);
+  CHECKF(strstr(text, "assistant\nearly red circle ...") && strstr(text, "assistant\nblue ...") && !strstr(text, "late") &&
+         !strstr(text, "yellow"), "words_outside = keep, last_words = drop:\n%s", text);
+  sample_text(out, 1, text, sizeof text);
+  CHECKF(strstr(text, "assistant\nearly ...") && !strstr(text, "late"), "only words outside, keep:\n%s", text);
+  summary_text(&o, &st, sum, sizeof sum);
+  CHECKF(strstr(sum, "words outside the clip window (kept, as LiveCC: words_outside = keep): 5 in 3 samples\n") &&
+         strstr(sum, "words ending after the last frame (lost, as in LiveCC: last_words = drop): 1 in 1 written samples\n"),
+         "%s", sum);
+
+  // words_outside = drop, last_words = keep.
+  pu_path(out, sizeof out, dir, "switched");
+  pu_opts(&o, inputs, 1, out);
+  o.drop_words_outside = 1, o.il.keep_last_words = 1;
+  CHECKF(pu_run(&o, &st, dir) == 0, "%s", lcc_last_error());
+  CHECK(st.written == 1 && st.skipped[LCC_SKIP_EMPTY_STREAM] == 2);
+  CHECK(st.words_outside == 5 && st.samples_words_outside == 3);
+  CHECK(st.words_after_last_frame == 1 && st.samples_words_after_last_frame == 1);
+  sample_text(out, 0, text, sizeof text);
+  CHECKF(strstr(text, "assistant\nred circle ...") && strstr(text, "assistant\nyellow ...") && !strstr(text, "early") &&
+         !strstr(text, "late"), "words_outside = drop, last_words = keep:\n%s", text);
+  summary_text(&o, &st, sum, sizeof sum);
+  CHECKF(strstr(sum, "words outside the clip window (dropped: words_outside = drop): 5 in 3 samples\n") &&
+         strstr(sum, "words ending after the last frame (kept in the last chunk: last_words = keep): 1 in 1 written samples\n"),
+         "%s", sum);
+  char log[1200];
+  pu_path(log, sizeof log, dir, "stderr.txt");
+  char *err = pu_read(log);
+  CHECKF(strstr(err, "words.jsonl:1: 2 of 7 words lie outside the clip window [1.1, 7.6] s and are dropped (words_outside = drop)") &&
+         strstr(err, "words.jsonl:2: all 2 words of text_stream lie outside the clip window [1.1, 7.6] s (words_outside = drop)"),
+         "the messages:\n%s", err);
+  free(err);
 }
 
 // The golden-style sample is 12 frames, 4 pairs; its tokens: see test_prep_golden.c. A limit below it
@@ -231,6 +316,7 @@ static void too_long(void) {
 int main(void) {
   bad_samples();
   keep_truncated();
+  switches();
   too_long();
   return test_finish("test_prep_errors");
 }

@@ -15,8 +15,11 @@
 //   (none)                     -> chunk 2 (<= 5.75)   "Time=4.0-5.0s"  " ..."   (interior silent second)
 //   green 6.3, triangle 6.7    -> chunk 3 (<= 6.75)   "Time=5.0-6.0s"  "green triangle ..."
 //   yellow 7.55 > 7.25         -> chunk 4 (<= 7.25)   silent, trailing: dropped with its frames
-// So 4 pairs, 4 items ((3,6,8), then (1,6,8) x 3) and 12 frames. The context (with_context): previous ASR
-// "we saw shapes" is present, so the title is dropped: "\n\nwe saw shapes".strip().
+// So 4 pairs, 4 items ((3,6,8), then (1,6,8) x 3) and 12 frames; "yellow", ending after the last frame, is
+// lost as in LiveCC (counted). With last_words = keep it is chunk 4's answer, "Time=6.0-7.0s" "yellow ...":
+// 5 pairs, 5 items, 14 frames. The context (with_context): previous ASR "we saw shapes" is present, so the
+// title is dropped: "\n\nwe saw shapes".strip(). Every word lies inside the window, so words_outside does
+// not matter here.
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,7 +80,7 @@ static void assistant(const char *words) {   // trained: the words, " ...", and 
   S("<|im_start|>", 0), T("assistant\n", 0), T(words, 1), S("<|im_end|>", 1), T("\n", 0);
 }
 
-static void expected(int with_context) {
+static void expected(int with_context, int keep_last_words) {
   want.n = n_items = 0;
   render[0] = 0;
   S("<|im_start|>", 0), T("system\nYou are a helpful assistant.", 0), S("<|im_end|>", 0), T("\n", 0);
@@ -85,9 +88,10 @@ static void expected(int with_context) {
   user("Time=3.0-4.0s", 1, NULL), assistant("blue square ...");
   user("Time=4.0-5.0s", 1, NULL), assistant(" ...");
   user("Time=5.0-6.0s", 1, NULL), assistant("green triangle ...");
+  if (keep_last_words) user("Time=6.0-7.0s", 1, NULL), assistant("yellow ...");
 }
 
-static void check_sample(const lcc_sample *s) {
+static void check_sample(const lcc_sample *s, int pairs) {
   CHECK(s->n_tokens == want.n);
   int same = s->n_tokens == want.n;
   for (int i = 0; same && i < want.n; i++) same = s->ids[i] == want.ids[i] && s->mask[i] == want_mask[i];
@@ -98,17 +102,17 @@ static void check_sample(const lcc_sample *s) {
         fprintf(stderr, "first difference at token %d: got %d/%d, want %d/%d\n", i, s->ids[i], s->mask[i], want.ids[i], want_mask[i]);
         break;
       }
-  CHECK(s->n_items == 4 && n_items == 4);
-  for (int k = 0; k < s->n_items && k < 4; k++) {
+  CHECK(s->n_items == pairs && n_items == pairs);
+  for (int k = 0; k < s->n_items && k < pairs; k++) {
     const lcc_shard_item *it = &s->items[k];
     CHECK(it->kind == LCC_VIDEO && it->t == (k == 0 ? 3 : 1) && it->h == 6 && it->w == 8 && it->first_pad == first_pad[k]);
   }
-  CHECK(s->n_frames == 12);
+  CHECK(s->n_frames == 6 + 2 * (pairs - 1));
   CHECK(!strcmp(s->source, "golden.mp4") && s->source_line == 1);
-  CHECK(s->clip_start == 1.25 && s->clip_end == 6.75);
+  CHECK(s->clip_start == 1.25 && s->clip_end == (pairs == 5 ? 7.25 : 6.75));   // the 14th frame repeats the 13th
 }
 
-static void run(const char *name, int with_context) {
+static void run(const char *name, int with_context, int keep_last_words) {
   const char *dir = test_fresh_dir(name);
   char video[1200], jsonl[1200], out[1200], shard[1300];
   pu_path(video, sizeof video, dir, "golden.mp4");
@@ -122,7 +126,7 @@ static void run(const char *name, int with_context) {
   lcc_prep_opts o;
   const char *inputs[] = {jsonl};
   pu_opts(&o, inputs, 1, out);
-  o.il.with_context = with_context;
+  o.il.with_context = with_context, o.il.keep_last_words = keep_last_words;
   lcc_frames f;
   CHECK(lcc_video_read_strict(video, 1.1, 7.6, &o.budget, &f) == 0);
   const double pts[14] = {1.25, 1.75, 2.25, 2.75, 3.25, 3.75, 4.25, 4.75, 5.25, 5.75, 6.25, 6.75, 7.25, 7.25};
@@ -134,7 +138,8 @@ static void run(const char *name, int with_context) {
   int rc = pu_run(&o, &st, dir);
   if (rc) fprintf(stderr, "%s\n", lcc_last_error());
   CHECK(rc == 0 && st.samples_in == 1 && st.written == 1);
-  expected(with_context);
+  CHECK(st.words_outside == 0 && st.words_after_last_frame == 1 && st.samples_words_after_last_frame == 1);
+  expected(with_context, keep_last_words);
   // The pieces give what tokenizing the whole rendered string gives (what LiveCC's processor does).
   lcc_ids whole = {0};
   CHECK(lcc_tokenizer_encode(tk, ts, render, strlen(render), &whole) == 0);
@@ -142,7 +147,7 @@ static void run(const char *name, int with_context) {
   lcc_ids_free(&whole);
   lcc_sample s;
   pu_shard_sample(shard, 0, &s);
-  check_sample(&s);
+  check_sample(&s, keep_last_words ? 5 : 4);
   lcc_sample_free(&s);
 }
 
@@ -150,8 +155,9 @@ int main(void) {
   tk = lcc_tokenizer_load(TINY_TOKENIZER);
   LCC_CHECK(tk, "%s", lcc_last_error());
   ts = lcc_tok_scratch_new();
-  run("golden_context", 1);
-  run("golden_no_context", 0);
+  run("golden_context", 1, 0);
+  run("golden_no_context", 0, 0);
+  run("golden_last_words_keep", 1, 1);
   lcc_ids_free(&want);
   lcc_tok_scratch_free(ts);
   lcc_tokenizer_free(tk);

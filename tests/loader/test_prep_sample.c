@@ -1,7 +1,9 @@
 // The sample parser and the word bucketing, without video: the dataset card's example line (its trailing
 // "..." is not a word), QA shapes, clear errors naming the line, words outside the clip window, LiveCC's
 // cursor (including its last-word edge case and the fix), Python's strip, and the streaming interleave over
-// synthetic frames with that edge case.
+// synthetic frames with that edge case; then, answer by answer and token for token, the two switches where
+// livecc-prep may leave LiveCC: words outside the clip window (keep, as LiveCC, or drop) and the words after
+// the last frame (drop, as LiveCC, or keep).
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,10 +147,134 @@ static void edge_case_interleave(void) {
   lcc_tokenizer_free(tk);
 }
 
+// ---- the divergence switches: words outside the clip window, words after the last frame ----
+
+static lcc_tokenizer *tk;
+static lcc_tok_scratch *ts;
+
+// A streaming line over the window [start, end] with the given text_stream elements.
+static void window_line(char *out, size_t cap, double start, double end, const char *words) {
+  snprintf(out, cap,
+           "[{\"role\": \"user\", \"content\": [{\"type\": \"video\", \"video\": \"v.mp4\", \"video_start\": %g, "
+           "\"video_end\": %g}]}, {\"role\": \"assistant\", \"content\": [{\"type\": \"text_stream\", \"text_stream\": "
+           "[%s]}]}]",
+           start, end, words);
+}
+
+// The trained runs of q, in order, must be exactly tokenize(want[k] + " ...") then <|im_end|>: the answer of
+// pair k, token for token ("" for a silent second).
+static void check_answers(const lcc_interleaver *il, const lcc_seq *q, const char *const *want, int n_want,
+                          const char *what) {
+  lcc_ids ids = {0};
+  int k = 0, i = 0;
+  for (; i < q->ids.n; k++) {
+    while (i < q->ids.n && !q->mask[i]) i++;
+    if (i == q->ids.n) break;
+    int j = i;
+    while (j < q->ids.n && q->mask[j]) j++;
+    char text[256], got[512];
+    if (lcc_tokenizer_decode(tk, &q->ids.ids[i], j - i, 0, got, sizeof got) < 0)
+      snprintf(got, sizeof got, "(undecodable)");
+    if (!CHECKF(k < n_want, "%s: answer %d '%s' is one too many (want %d)", what, k, got, n_want)) break;
+    snprintf(text, sizeof text, "%s ...", want[k]);
+    ids.n = 0;
+    CHECK(lcc_tokenizer_encode(tk, ts, text, strlen(text), &ids) == 0);
+    lcc_ids_push(&ids, il->im_end);
+    int same = ids.n == j - i && !memcmp(ids.ids, &q->ids.ids[i], sizeof(int32_t) * (size_t)ids.n);
+    CHECKF(same, "%s: answer %d is '%s', want '%s<|im_end|>'", what, k, got, text);
+    i = j;
+  }
+  CHECKF(k == n_want && q->pairs == n_want, "%s: %d answers in %d pairs, want %d", what, k, q->pairs, n_want);
+  lcc_ids_free(&ids);
+}
+
+// Ten frames ending at 1.5, 2.0, ..., 6.0: chunks [0,6) -> 4.0, [6,8) -> 5.0, [8,10) -> 6.0.
+static void window_clip(lcc_frames *clip, double *pts) {
+  for (int i = 0; i < 10; i++) pts[i] = 1.0 + 0.5 * (i + 1);
+  *clip = (lcc_frames){.T = 10, .h = 28, .w = 56, .pts = pts};
+}
+
+// Interleaves `line` with words_outside = keep (the words as they are, LiveCC) or drop, and checks the answers.
+static void expect_stream(lcc_interleaver *il, const char *line, int drop, int want_outside, const char *const *want,
+                          int n_want, int want_after, const char *what) {
+  lcc_frames clip;
+  double pts[10];
+  window_clip(&clip, pts);
+  lcc_conv c;
+  lcc_seq q = {0};
+  CHECKF(parses(line, &c), "%s: %s", what, lcc_last_error());
+  int outside = lcc_conv_count_words_outside(&c);
+  CHECKF(outside == want_outside, "%s: %d words outside, want %d", what, outside, want_outside);
+  if (drop) CHECK(lcc_conv_drop_words_outside(&c) == want_outside && lcc_conv_count_words_outside(&c) == 0);
+  CHECKF(lcc_interleave_stream(il, ts, &c, &clip, what, &q) == 0, "%s: %s", what, lcc_last_error());
+  check_answers(il, &q, want, n_want, what);
+  CHECKF(q.words_after_last_frame == want_after, "%s: %d words after the last frame, want %d", what,
+         q.words_after_last_frame, want_after);
+  lcc_seq_free(&q);
+  lcc_conv_free(&c);
+}
+
+// Window [1.0, 6.0]: "early" ends before it, "late" starts after it. keep (LiveCC): "early" joins chunk 0 and
+// the cursor stops at "late" from then on, so "blue" is said once and "late" never. drop: neither appears,
+// and "blue", now the last word, is said again in every remaining window (LiveCC's cursor on the new last
+// word) unless fix_last_word.
+static void words_outside_window(lcc_interleaver *il) {
+  char line[2048];
+  window_line(line, sizeof line, 1.0, 6.0,
+              "[0.2, 0.6, \"early\"], [1.5, 2.5, \"red\"], [4.2, 4.8, \"blue\"], [6.5, 7.0, \"late\"]");
+  const char *keep[] = {"early red", "blue"}, *drop[] = {"red", "blue", "blue"}, *drop_fixed[] = {"red", "blue"};
+  expect_stream(il, line, 0, 2, keep, 2, 0, "words_outside = keep");
+  expect_stream(il, line, 1, 2, drop, 3, 0, "words_outside = drop");
+  il->o.fix_last_word = 1;
+  expect_stream(il, line, 1, 2, drop_fixed, 2, 0, "words_outside = drop, fix_last_word");
+  expect_stream(il, line, 0, 2, keep, 2, 0, "words_outside = keep, fix_last_word");
+  il->o.fix_last_word = 0;
+  // Only words outside: kept, "early" still makes a sample of one pair.
+  window_line(line, sizeof line, 1.0, 6.0, "[0.2, 0.6, \"early\"], [6.5, 7.0, \"late\"]");
+  const char *early[] = {"early"};
+  expect_stream(il, line, 0, 2, early, 1, 0, "only words outside, keep");
+}
+
+// Window [1.0, 6.5]: "yellow" ends at 6.3, inside the window but after the last frame (6.0); "late" lies after
+// the window. drop (LiveCC): "yellow" is lost, counted; keep: it is the last chunk's answer, and "late" is not
+// (words outside the window follow words_outside).
+static void words_after_last_frame(lcc_interleaver *il) {
+  char line[2048];
+  window_line(line, sizeof line, 1.0, 6.5,
+              "[1.5, 2.5, \"red\"], [4.2, 4.8, \"blue\"], [5.8, 6.3, \"yellow\"], [7.0, 7.5, \"late\"]");
+  const char *lost[] = {"red", "blue"}, *kept[] = {"red", "blue", "yellow"};
+  expect_stream(il, line, 0, 1, lost, 2, 1, "last_words = drop");
+  il->o.keep_last_words = 1;
+  expect_stream(il, line, 0, 1, kept, 3, 1, "last_words = keep");
+  expect_stream(il, line, 1, 1, kept, 3, 1, "last_words = keep, words_outside = drop");
+  // Appended to what the last chunk already says. "green" ends before the last frame but comes after
+  // "yellow", where the cursor stops: it is lost with it (drop) or kept with it (keep).
+  window_line(line, sizeof line, 1.0, 6.5,
+              "[1.5, 2.5, \"red\"], [5.5, 5.9, \"blue\"], [5.8, 6.4, \"yellow\"], [5.9, 6.0, \"green\"]");
+  const char *joined[] = {"red", "", "blue yellow green"};
+  expect_stream(il, line, 0, 0, joined, 3, 2, "last_words = keep, after a taken word");
+  il->o.keep_last_words = 0;
+  const char *cut[] = {"red", "", "blue"};
+  expect_stream(il, line, 0, 0, cut, 3, 2, "last_words = drop, after a taken word");
+}
+
+static void divergences(void) {
+  tk = lcc_tokenizer_load(TINY_TOKENIZER);
+  LCC_CHECK(tk, "%s", lcc_last_error());
+  ts = lcc_tok_scratch_new();
+  lcc_interleaver il;
+  CHECK(lcc_interleaver_init(&il, tk, &(lcc_interleave_opts){.fps = 2, .system_prompt = ""}) == 0);
+  words_outside_window(&il);
+  words_after_last_frame(&il);
+  lcc_tok_scratch_free(ts);
+  lcc_tokenizer_free(tk);
+}
+
 int main(void) {
   parse_card();
   parse_qa();
   bucketing();
   edge_case_interleave();
+  divergences();
   return test_finish("test_prep_sample");
 }
