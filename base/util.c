@@ -133,3 +133,22 @@ int lcc_file_crc64(const char *path, uint64_t *crc, int64_t *bytes) {
   free(buf);
   return bad ? lcc_error("%s: read error after %lld bytes", path, (long long)*bytes) : 0;
 }
+
+// The value of a "Key:   N kB" line of /proc/self/status, in MiB.
+static long status_mb(const char *key) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  long kb = 0;
+  const size_t n = strlen(key);
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, key, n) && line[n] == ':') {
+      kb = strtol(line + n + 1, NULL, 10);
+      break;
+    }
+  fclose(f);
+  return kb / 1024;
+}
+
+long lcc_rss_mb(void) { return status_mb("VmRSS"); }
+long lcc_peak_rss_mb(void) { return status_mb("VmHWM"); }

@@ -23,6 +23,9 @@ void *lcc_realloc(void *p, size_t bytes);
 char *lcc_strdup(const char *s);
 
 double lcc_now(void);   // monotonic seconds
+// This process's resident memory now and at its peak (VmRSS, VmHWM of /proc/self/status), MiB; 0 if unknown.
+long lcc_rss_mb(void);
+long lcc_peak_rss_mb(void);
 
 // snprintf into a path buffer; a path that does not fit is a fatal error, never a silently cut name.
 void lcc_pathf(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

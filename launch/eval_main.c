@@ -241,7 +241,7 @@ static int run_mcq(lcc_model *m, const lcc_tokenizer *tk, const eval_opts *o) {
   if (lcc_interleaver_init(&it, tk, &io)) return -1;
   lcc_jsonl jl;
   const char *paths[1] = {o->mcq};
-  if (lcc_jsonl_open(&jl, paths, 1)) return -1;
+  if (lcc_jsonl_open(&jl, paths, 1, NULL)) return -1;
   char dir[LCC_OPT_STR];
   const char *slash = strrchr(o->mcq, '/');
   snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - o->mcq) : 1, slash ? o->mcq : ".");

@@ -1,8 +1,11 @@
 // livecc-prep: LiveCC JSONL files + their videos -> pre-interleaved samples in HDF5 shards + manifest.json.
 //   livecc-prep [--config FILE] [--key=value ...]
 //   livecc-prep --verify=DIR [--workers=N]       (check a prepared dataset against its manifest)
-// Re-running with the same settings finishes an interrupted job (finished shards are kept).
+//   mpirun -n N livecc-prep ...  /  srun livecc-prep ...   (one job over N processes: launch/slurm/prep.sbatch)
+// Re-running with the same settings finishes an interrupted job (finished shards are kept), on any number
+// of ranks. Exit codes: 0 done, 1 error, 2 bad arguments or an unreadable manifest (--verify).
 #include <libavutil/log.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +13,7 @@
 #include <unistd.h>
 
 #include "prep.h"
+#include "prep_mpi.h"
 #include "runconfig.h"
 #include "shard.h"
 #include "util.h"
@@ -30,6 +34,8 @@ typedef struct {
   int max_frames, min_frames, min_pixels, max_pixels, total_pixels, image_min_pixels, image_max_pixels;
   char system_prompt[LCC_OPT_STR];
   int progress;
+  double progress_every;
+  int max_rss;
   char verify[LCC_OPT_STR];
 } prep_opts;
 
@@ -69,7 +75,10 @@ static const lcc_opt table[] = {
     OPT("image_max_pixels", LCC_OPT_INT, image_max_pixels, "12845056", "pixels per image at most"),
     OPT("system_prompt", LCC_OPT_STRING, system_prompt, "You are a helpful assistant.",
         "text of the system turn the chat template adds (empty: none)"),
-    OPT("progress", LCC_OPT_BOOL, progress, "true", "print a progress line on stderr every 2 s"),
+    OPT("progress", LCC_OPT_BOOL, progress, "true", "print a progress line on stderr (rank 0: the whole job's)"),
+    OPT("progress_every", LCC_OPT_FLOAT, progress_every, "2", "seconds between progress lines"),
+    OPT("max_rss", LCC_OPT_INT, max_rss, "0",
+        "MB of resident memory per process above which a worker waits for the others' samples before starting its next (0: no cap)"),
     OPT("verify", LCC_OPT_STRING, verify, "",
         "instead of preparing: check the dataset DIR (or its manifest.json) shard by shard, size and CRC-64"),
 };
@@ -82,9 +91,17 @@ static void usage(FILE *f) {
 }
 
 
+// workers = 0: the CPUs this process may run on (Slurm's --cpus-per-task binding, say); ranks that share
+// an unbound node split its CPUs between them.
 static int workers_or_cores(int workers) {
-  const long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return workers > 0 ? workers : n > 0 ? (int)n : 1;
+  if (workers > 0) return workers;
+  cpu_set_t set;
+  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : online;
+  const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE") ? getenv("OMPI_COMM_WORLD_LOCAL_SIZE") : getenv("SLURM_NTASKS_PER_NODE");
+  const long ranks_here = local ? strtol(local, NULL, 10) : 1;
+  if (n >= online && ranks_here > 1) n /= ranks_here;
+  return n > 0 ? (int)n : 1;
 }
 
 // --verify: every shard of the manifest present, of its size and CRC-64. Exit status 0 (all good), 1 (bad
@@ -119,6 +136,8 @@ static int resolve(prep_opts *o) {
   if (strcmp(o->last_words, "drop") && strcmp(o->last_words, "keep"))
     return lcc_error("last_words must be drop or keep, got '%s'", o->last_words);
   if (strcmp(o->codec, "jpeg") && strcmp(o->codec, "raw")) return lcc_error("codec must be jpeg or raw, got '%s'", o->codec);
+  if (o->max_rss < 0) return lcc_error("max_rss must be >= 0 MB (0: no cap), got %d", o->max_rss);
+  if (!(o->progress_every > 0)) return lcc_error("progress_every must be > 0 seconds, got %g", o->progress_every);
   o->workers = workers_or_cores(o->workers);
   return 0;
 }
@@ -137,12 +156,14 @@ static int split_inputs(char *list, char ***out) {
   return n;
 }
 
-// The settings that decide the output (all but workers, progress and verify), as prep.conf stores them.
+// The settings that decide the output (all but workers, progress, verify and the memory cap), as prep.conf
+// stores them.
 static char *settings_text(const prep_opts *o) {
   lcc_opt kept[N_OPTS];
   int n = 0;
   for (int i = 0; i < N_OPTS; i++)
-    if (strcmp(table[i].key, "workers") && strcmp(table[i].key, "progress") && strcmp(table[i].key, "verify"))
+    if (strcmp(table[i].key, "workers") && strcmp(table[i].key, "progress") && strcmp(table[i].key, "verify") &&
+        strcmp(table[i].key, "progress_every") && strcmp(table[i].key, "max_rss"))
       kept[n++] = table[i];
   return lcc_opts_text(o, kept, n);
 }
@@ -158,17 +179,26 @@ int main(int argc, char **argv) {
     fprintf(stderr, "livecc-prep: error: %s\n", lcc_last_error());
     return 2;
   }
-  if (o.verify[0]) return run_verify(&o);
+  if (o.verify[0]) return run_verify(&o);   // one process: the check is a read of every shard, threads suffice
   if (resolve(&o)) {
     fprintf(stderr, "livecc-prep: error: %s\n", lcc_last_error());
     return 2;
   }
+  lcc_prep_group *group = NULL;   // the job's ranks, when a launcher started several
+  if (lcc_prep_launched() && !(group = lcc_prep_group_mpi(&argc, &argv))) {
+    fprintf(stderr, "livecc-prep: error: %s\n", lcc_last_error());
+    return 1;
+  }
+  const int rank = lcc_group_rank(group);
   // Every skipped sample gets one message naming its line and FFmpeg's reason; FFmpeg's own log lines
   // would repeat each failure unthrottled.
   av_log_set_level(AV_LOG_FATAL);
-  printf("# livecc-prep resolved configuration\n");
-  lcc_opts_print(&o, table, N_OPTS, stdout);
-  fflush(stdout);
+  if (rank == 0) {
+    printf("# livecc-prep resolved configuration\n");
+    lcc_opts_print(&o, table, N_OPTS, stdout);
+    if (group) printf("# %d ranks, %d workers each\n", group->world, o.workers);
+    fflush(stdout);
+  }
 
   char input_list[LCC_OPT_STR];
   strcpy(input_list, o.input);
@@ -180,7 +210,8 @@ int main(int argc, char **argv) {
                      .codec = !strcmp(o.codec, "raw") ? LCC_CODEC_RAW : LCC_CODEC_JPEG, .jpeg_quality = o.jpeg_quality,
                      .video_root = o.video_root, .keep_truncated = !strcmp(o.truncated, "keep"),
                      .drop_words_outside = !strcmp(o.words_outside, "drop"),
-                     .settings = settings, .progress = o.progress};
+                     .settings = settings, .progress = o.progress, .progress_every = o.progress_every,
+                     .max_rss_mb = o.max_rss, .group = group};
   p.il = (lcc_interleave_opts){.fps = o.fps, .with_context = !strcmp(o.with_context, "true"),
                                .fix_last_word = o.fix_last_word, .keep_last_words = !strcmp(o.last_words, "keep"),
                                .system_prompt = o.system_prompt,
@@ -192,8 +223,14 @@ int main(int argc, char **argv) {
 
   lcc_prep_stats st;
   int rc = lcc_prep_run(&p, &st);
-  if (rc) fprintf(stderr, "livecc-prep: error: %s\n", lcc_last_error());
-  else lcc_prep_print_summary(&p, &st, stdout);
+  if (rc) {
+    if (group) fprintf(stderr, "livecc-prep: rank %d: error: %s\n", rank, lcc_last_error());
+    else fprintf(stderr, "livecc-prep: error: %s\n", lcc_last_error());
+    if (group && group->world > 1) group->abort(group, 1);   // the other ranks would wait for this one
+  } else if (rank == 0) {
+    lcc_prep_print_summary(&p, &st, stdout);
+  }
+  if (!rc) lcc_prep_group_end(group);
   free(settings);
   free(inputs);
   return rc ? 1 : 0;

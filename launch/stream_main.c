@@ -222,7 +222,7 @@ static int check_sample(lcc_streamer *s, const stream_opts *o, const lcc_video_b
 static int run_check(lcc_streamer *s, const stream_opts *o, const lcc_video_budget *b, tally *t) {
   lcc_jsonl jl;
   const char *paths[1] = {o->check};
-  if (lcc_jsonl_open(&jl, paths, 1)) return -1;
+  if (lcc_jsonl_open(&jl, paths, 1, NULL)) return -1;
   lcc_jsonl_line line = {0};
   score sc = {0};
   int rc = 0;

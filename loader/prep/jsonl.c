@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "group.h"
 #include "jsonl.h"
 #include "util.h"
 
@@ -127,7 +128,108 @@ static int scan_lines(lcc_jsonl_file *f, int64_t size) {
   return 0;
 }
 
-static int open_file(lcc_jsonl_file *f, const char *path) {
+// The starts of the lines that begin in bytes [lo, hi) of a plain file of `size` bytes, as scan_lines finds
+// them: 0, and every byte after a '\n' except the end. *starts is malloc'd.
+static int scan_range(const lcc_jsonl_file *f, int64_t size, int64_t lo, int64_t hi, int64_t **starts, int64_t *n) {
+  int64_t cap = 1024;
+  *starts = lcc_malloc((size_t)cap * sizeof(int64_t));
+  *n = 0;
+  if (lo == 0 && hi > 0) (*starts)[(*n)++] = 0;
+  char *buf = lcc_malloc(BLOCK);
+  for (int64_t pos = lo > 0 ? lo - 1 : 0; pos < hi - 1;) {   // a '\n' at byte q starts a line at q + 1
+    size_t len = (size_t)(hi - 1 - pos < BLOCK ? hi - 1 - pos : BLOCK);
+    if (read_at(f->path, f->fd, buf, len, pos)) {
+      free(buf);
+      return -1;
+    }
+    for (char *p = buf; (p = memchr(p, '\n', len - (size_t)(p - buf))) != NULL; p++) {
+      const int64_t next = pos + (p - buf) + 1;
+      if (next >= size) continue;
+      if (*n == cap) *starts = lcc_realloc(*starts, (size_t)(cap *= 2) * sizeof(int64_t));
+      (*starts)[(*n)++] = next;
+    }
+    pos += (int64_t)len;
+  }
+  free(buf);
+  return 0;
+}
+
+// A plain file indexed by all ranks together: each scans 1/world of its bytes, and the line starts are
+// gathered, so no rank reads the whole file.
+static int scan_lines_shared(lcc_jsonl_file *f, int64_t size, const lcc_prep_group *g) {
+  const int W = g->world;
+  const int64_t lo = size * g->rank / W, hi = size * (g->rank + 1) / W;
+  int64_t *mine, n_mine;
+  int rc = scan_range(f, size, lo, hi, &mine, &n_mine);
+  int64_t *counts = lcc_malloc((size_t)W * sizeof(int64_t)), *eight = lcc_malloc((size_t)W * sizeof(int64_t));
+  int64_t status = rc ? -1 : n_mine * (int64_t)sizeof(int64_t);   // a failed rank says so in its count
+  for (int r = 0; r < W; r++) eight[r] = sizeof(int64_t);
+  g->allgather(g, &status, sizeof status, counts, eight);
+  int64_t total = 0;
+  for (int r = 0; r < W && !rc; r++) {
+    if (counts[r] < 0) rc = lcc_error("%s: rank %d could not read its part of the file (its message says why)", f->path, r);
+    total += counts[r] / (int64_t)sizeof(int64_t);
+  }
+  if (!rc) {
+    f->off = lcc_malloc((size_t)(total + 1) * sizeof(int64_t));
+    g->allgather(g, mine, n_mine * (int64_t)sizeof(int64_t), f->off, counts);
+    f->n = total;
+    f->off[total] = size;
+  }
+  free(mine), free(counts), free(eight);
+  return rc;
+}
+
+// The last line of the file: a seek index (LiveCC's files), or a sample line (a plain file). 0 with
+// *indexed, or -1 with lcc_error().
+static int has_index(const lcc_jsonl_file *f, int64_t size, int64_t *start, int *indexed) {
+  if (last_line_start(f->path, f->fd, size, start)) return -1;
+  // The last line is an index when it is an array whose first element is a number (a sample line is an
+  // array of message objects).
+  char head[64];
+  size_t nh = (size_t)(size - *start < (int64_t)sizeof head ? size - *start : (int64_t)sizeof head);
+  if (read_at(f->path, f->fd, head, nh, *start)) return -1;
+  size_t k = 0;
+  while (k < nh && is_space(head[k])) k++;
+  int looks_indexed = k < nh && head[k] == '[';
+  for (k++; looks_indexed && k < nh && is_space(head[k]); k++) {}
+  *indexed = looks_indexed && k < nh && head[k] >= '0' && head[k] <= '9';
+  return 0;
+}
+
+// Reads and checks the seek index (last line, from byte start).
+static int read_index(lcc_jsonl_file *f, int64_t size, int64_t start) {
+  f->indexed = 1;
+  size_t len = (size_t)(size - start);
+  char *line = lcc_malloc(len);
+  int rc = read_at(f->path, f->fd, line, len, start);
+  if (!rc) rc = parse_index(f, line, len);
+  free(line);
+  return rc ? rc : check_index(f, start);
+}
+
+// Several ranks: rank 0 reads the last line; a seek index is read by it alone and sent to the others, a plain
+// file is scanned by all of them, a part each.
+static int open_shared(lcc_jsonl_file *f, int64_t size, const lcc_prep_group *g) {
+  int64_t head[3] = {0, 0, 0};   // status (0 / -1), indexed, samples
+  if (g->rank == 0) {
+    int64_t start;
+    int indexed = 0;
+    head[0] = has_index(f, size, &start, &indexed) || (indexed && read_index(f, size, start)) ? -1 : 0;
+    head[1] = indexed, head[2] = f->n;
+  }
+  g->bcast(g, head, sizeof head, 0);
+  if (head[0]) return g->rank == 0 ? -1 : lcc_error("%s: rank 0 could not read its index (its message says why)", f->path);
+  if (!head[1]) return scan_lines_shared(f, size, g);
+  if (g->rank) {
+    f->indexed = 1, f->n = head[2];
+    f->off = lcc_malloc((size_t)(f->n + 1) * sizeof(int64_t));
+  }
+  g->bcast(g, f->off, (size_t)(f->n + 1) * sizeof(int64_t), 0);
+  return 0;
+}
+
+static int open_file(lcc_jsonl_file *f, const char *path, const lcc_prep_group *g) {
   memset(f, 0, sizeof *f);
   f->path = lcc_strdup(path);
   f->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -139,35 +241,19 @@ static int open_file(lcc_jsonl_file *f, const char *path) {
     f->off = lcc_calloc(1, sizeof(int64_t));
     return 0;
   }
-  if (last_line_start(path, f->fd, size, &start)) return -1;
-  // The last line is an index when it is an array whose first element is a number (a sample line is an
-  // array of message objects).
-  char head[64];
-  size_t nh = (size_t)(size - start < (int64_t)sizeof head ? size - start : (int64_t)sizeof head);
-  if (read_at(path, f->fd, head, nh, start)) return -1;
-  size_t k = 0;
-  while (k < nh && is_space(head[k])) k++;
-  int looks_indexed = k < nh && head[k] == '[';
-  for (k++; looks_indexed && k < nh && is_space(head[k]); k++) {}
-  looks_indexed = looks_indexed && k < nh && head[k] >= '0' && head[k] <= '9';
-  if (!looks_indexed) return scan_lines(f, size);
-
-  f->indexed = 1;
-  size_t len = (size_t)(size - start);
-  char *line = lcc_malloc(len);
-  int rc = read_at(path, f->fd, line, len, start);
-  if (!rc) rc = parse_index(f, line, len);
-  free(line);
-  return rc ? rc : check_index(f, start);
+  if (lcc_group_world(g) > 1) return open_shared(f, size, g);
+  int indexed;
+  if (has_index(f, size, &start, &indexed)) return -1;
+  return indexed ? read_index(f, size, start) : scan_lines(f, size);
 }
 
-int lcc_jsonl_open(lcc_jsonl *j, const char *const *paths, int n_paths) {
+int lcc_jsonl_open(lcc_jsonl *j, const char *const *paths, int n_paths, const lcc_prep_group *g) {
   memset(j, 0, sizeof *j);
   j->files = lcc_calloc((size_t)(n_paths > 0 ? n_paths : 1), sizeof(lcc_jsonl_file));
   j->first = lcc_calloc((size_t)n_paths + 1, sizeof(int64_t));
   for (int i = 0; i < n_paths; i++) {
     j->n_files = i + 1;
-    if (open_file(&j->files[i], paths[i])) {
+    if (open_file(&j->files[i], paths[i], g)) {
       lcc_jsonl_close(j);
       return -1;
     }

@@ -36,8 +36,11 @@ typedef struct {
 } lcc_jsonl_line;
 
 // Opens the files and builds the global index. 0, or -1 with lcc_error() naming the file (unreadable, a
-// malformed seek-index line, offsets out of order or beyond the data).
-int lcc_jsonl_open(lcc_jsonl *j, const char *const *paths, int n_paths);
+// malformed seek-index line, offsets out of order or beyond the data). With a group of several ranks
+// (group.h; NULL: this process alone) every rank calls it: rank 0 alone reads a seek index and sends it,
+// a plain file is scanned a part per rank; every rank ends with the whole index.
+struct lcc_prep_group;
+int lcc_jsonl_open(lcc_jsonl *j, const char *const *paths, int n_paths, const struct lcc_prep_group *g);
 void lcc_jsonl_close(lcc_jsonl *j);
 // Reads global sample g (0 <= g < j->n). -1 with lcc_error() on an I/O error or a seek-index entry that
 // is not exactly one line.

@@ -9,14 +9,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "group.h"
 #include "jsonl.h"
 #include "model.h"
 #include "prep.h"
+#include "progress.h"
 #include "shard.h"
 #include "util.h"
 
 #define MSG_BURST 100       // skip/warning messages printed in full before rate limiting
-#define PROGRESS_EVERY 2.0  // seconds between progress lines
+#define PROGRESS_EVERY 2.0  // seconds between progress lines (default)
 
 // ---- the job: shared by the workers ----
 
@@ -27,14 +29,20 @@ typedef struct {
   lcc_interleaver il;
   lcc_shard_meta meta;
   int n_shards;
-  char *todo;                 // [n_shards] 1: to be written by this run
+  char *todo;                 // [n_shards] 1: to be written by this rank in this run
+  int unfinished;             // shards not finished when the run began (every rank's)
   pthread_mutex_t mu;         // guards everything below
   pthread_cond_t wake;        // a worker finished (or failed)
+  pthread_cond_t memory;      // a sample finished: resident memory may have dropped (max_rss_mb)
   int next;                   // next shard index to consider
   int running;                // workers still running
   int failed;                 // a worker met an error that stops the job
   char error[1024];
-  int64_t done, todo_samples; // samples processed by this run / to process
+  int64_t done, todo_samples; // samples processed by this run / to process (this rank)
+  int busy;                   // workers in the middle of a sample
+  int64_t rss_waits;          // samples that waited for memory
+  int said_rss;               // the max_rss message was printed
+  lcc_progress prog;
   int msgs;                   // messages printed
   int64_t suppressed;         // messages not printed (rate limit)
   double last_msg;
@@ -401,6 +409,37 @@ static int read_sidecar(const job *j, int k, lcc_prep_stats *st, lcc_manifest_en
   return rc;
 }
 
+// max_rss_mb: a sample starts only while the process is under the cap, or when no other worker is in the
+// middle of one (so the job always moves, one sample at a time at worst).
+static void begin_sample(job *j) {
+  const long cap = j->o->max_rss_mb;
+  pthread_mutex_lock(&j->mu);
+  for (int waited = 0; cap > 0 && j->busy > 0 && !j->failed;) {
+    const long rss = lcc_rss_mb();
+    if (rss <= cap) break;
+    if (!waited++) j->rss_waits++;
+    if (!j->said_rss) {
+      fprintf(stderr, "livecc-prep: resident memory %ld MB is over max_rss = %ld MB: workers wait for each other's "
+                      "samples (counted in the summary)\n", rss, cap);
+      j->said_rss = 1;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 50 * 1000 * 1000;
+    if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
+    pthread_cond_timedwait(&j->memory, &j->mu, &until);
+  }
+  j->busy++;
+  pthread_mutex_unlock(&j->mu);
+}
+
+static void end_sample(job *j) {
+  pthread_mutex_lock(&j->mu);
+  j->busy--;
+  pthread_cond_broadcast(&j->memory);
+  pthread_mutex_unlock(&j->mu);
+}
+
 // Writes shard k: its samples in order, then the sidecar, then the rename that marks it finished.
 static int do_shard(worker *w, int k) {
   job *j = w->j;
@@ -415,7 +454,11 @@ static int do_shard(worker *w, int k) {
   int rc = 0;
   int stop = 0;
   for (int64_t g = first; g < end && !rc && !stop; g++) {
-    if ((rc = lcc_jsonl_read(&j->jl, g, &w->line))) break;
+    begin_sample(j);
+    if ((rc = lcc_jsonl_read(&j->jl, g, &w->line))) {
+      end_sample(j);
+      break;
+    }
     lcc_sample s;
     int reason = prep_line(w, &s, &st);
     st.samples_in++;
@@ -428,6 +471,7 @@ static int do_shard(worker *w, int k) {
       rc = lcc_shard_add(sw, &s);
       st.written += !rc;
     }
+    end_sample(j);
     pthread_mutex_lock(&j->mu);
     j->done++;
     stop = j->failed;   // another worker failed: the job ends
@@ -484,27 +528,24 @@ static void *worker_main(void *arg) {
 
 // ---- the run ----
 
-static void progress_line(job *j, double t0) {
-  double dt = lcc_now() - t0, rate = dt > 0 ? (double)j->done / dt : 0;
-  double eta = rate > 0 ? (double)(j->todo_samples - j->done) / rate : 0;
-  fprintf(stderr, "livecc-prep: %" PRId64 "/%" PRId64 " samples, %.1f samples/s, ETA %dh%02dm%02ds\n", j->done,
-          j->todo_samples, rate, (int)eta / 3600, (int)eta / 60 % 60, (int)eta % 60);
-}
+static double progress_every(const lcc_prep_opts *o) { return o->progress_every > 0 ? o->progress_every : PROGRESS_EVERY; }
 
 static int run_workers(job *j) {
   int n = j->o->workers;
   pthread_t *th = lcc_calloc((size_t)n, sizeof(pthread_t));
   j->running = n;
-  double t0 = lcc_now();
+  const double every = progress_every(j->o);
+  FILE *out = j->o->progress ? stderr : NULL;
   for (int i = 0; i < n; i++) LCC_CHECK(pthread_create(&th[i], NULL, worker_main, j) == 0, "pthread_create failed");
   pthread_mutex_lock(&j->mu);
   while (j->running > 0) {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)PROGRESS_EVERY;
-    if (pthread_cond_timedwait(&j->wake, &j->mu, &until) == ETIMEDOUT && j->o->progress) progress_line(j, t0);
+    const double t = (double)until.tv_sec + until.tv_nsec * 1e-9 + every;
+    until.tv_sec = (time_t)t, until.tv_nsec = (long)((t - (double)(time_t)t) * 1e9);
+    if (pthread_cond_timedwait(&j->wake, &j->mu, &until) == ETIMEDOUT) lcc_progress_tick(&j->prog, j->done, j->todo_samples, 0, out);
   }
-  if (j->o->progress && j->todo_samples > 0) progress_line(j, t0);
+  lcc_progress_tick(&j->prog, j->done, j->todo_samples, 1, j->todo_samples > 0 && lcc_group_world(j->o->group) == 1 ? out : NULL);
   pthread_mutex_unlock(&j->mu);
   for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
   free(th);
@@ -584,12 +625,18 @@ static int check_opts(const lcc_prep_opts *o) {
   return 0;
 }
 
+// Every rank: the inputs, the settings (rank 0 writes prep.conf when it is new, the others compare with it
+// after), and this rank's unfinished shards, seen by every rank before any writes one.
 static int setup(job *j, const lcc_prep_opts *o) {
+  const lcc_prep_group *g = o->group;
+  const int rank = lcc_group_rank(g), W = lcc_group_world(g);
   if (check_opts(o)) return -1;
   if (!(j->tk = lcc_tokenizer_load(o->tokenizer))) return -1;
   if (lcc_interleaver_init(&j->il, j->tk, &o->il)) return -1;
-  if (lcc_jsonl_open(&j->jl, o->inputs, o->n_inputs)) return -1;
-  if (mkdirs(o->output) || check_settings(o)) return -1;   // only once the inputs are known to be good
+  if (lcc_jsonl_open(&j->jl, o->inputs, o->n_inputs, g)) return -1;
+  if (mkdirs(o->output) || (rank == 0 && check_settings(o))) return -1;   // only once the inputs are known to be good
+  if (g) g->barrier(g);
+  if (rank > 0 && check_settings(o)) return -1;
   j->meta = (lcc_shard_meta){.tokenizer_hash = lcc_tokenizer_hash(j->tk), .vocab_size = lcc_tokenizer_vocab_size(j->tk),
                              .patch_size = LCC_PATCH, .merge_size = LCC_MERGE, .temporal_patch_size = LCC_TEMPORAL,
                              .fps = o->budget.fps, .frame_codec = o->codec, .jpeg_quality = o->jpeg_quality};
@@ -598,13 +645,16 @@ static int setup(job *j, const lcc_prep_opts *o) {
   j->n_shards = (int)((j->jl.n + o->samples_per_shard - 1) / o->samples_per_shard);
   j->todo = lcc_calloc((size_t)(j->n_shards > 0 ? j->n_shards : 1), 1);
   for (int k = 0; k < j->n_shards; k++) {
-    j->todo[k] = !shard_finished(j, k);
+    const int unfinished = !shard_finished(j, k);
+    j->unfinished += unfinished;
+    j->todo[k] = unfinished && k % W == rank;
     if (j->todo[k]) {
       int64_t first = (int64_t)k * o->samples_per_shard, end = first + o->samples_per_shard;
       j->todo_samples += (end < j->jl.n ? end : j->jl.n) - first;
     }
   }
-  return 0;
+  if (g) g->barrier(g);
+  return lcc_progress_init(&j->prog, o->output, g);
 }
 
 int lcc_prep_run(const lcc_prep_opts *o, lcc_prep_stats *st) {
@@ -612,19 +662,26 @@ int lcc_prep_run(const lcc_prep_opts *o, lcc_prep_stats *st) {
   job j = {.o = o};
   pthread_mutex_init(&j.mu, NULL);
   pthread_cond_init(&j.wake, NULL);
+  pthread_cond_init(&j.memory, NULL);
   int rc = setup(&j, o);
+  const int root = lcc_group_rank(o->group) == 0;
   if (!rc) {
-    st->shards = j.n_shards;
-    for (int k = 0; k < j.n_shards; k++) st->shards_written += j.todo[k];
-    st->shards_reused = j.n_shards - st->shards_written;
+    st->shards = j.n_shards, st->ranks = lcc_group_world(o->group);
+    st->shards_written = j.unfinished, st->shards_reused = j.n_shards - j.unfinished;
     rc = run_workers(&j);
   }
-  if (!rc) rc = finish(&j, st);
+  if (!rc) {   // every rank done; rank 0 reads their sidecars into the totals and the manifest
+    lcc_progress_finish(&j.prog, progress_every(o), o->progress ? stderr : NULL);
+    st->peak_rss_mb = root ? j.prog.peak_rss_mb : lcc_peak_rss_mb();
+    st->rss_waits = j.rss_waits;
+    if (root) rc = finish(&j, st);
+  }
   if (j.msgs >= MSG_BURST && j.suppressed) say_suppressed(j.suppressed);
   lcc_jsonl_close(&j.jl);
   if (j.tk) lcc_tokenizer_free(j.tk);
   free(j.todo);
   pthread_cond_destroy(&j.wake);
+  pthread_cond_destroy(&j.memory);
   pthread_mutex_destroy(&j.mu);
   return rc;
 }
@@ -648,5 +705,10 @@ void lcc_prep_print_summary(const lcc_prep_opts *o, const lcc_prep_stats *st, FI
   fprintf(f, "kept from video files cut short (truncated = keep): %" PRId64 " samples\n", st->truncated_kept);
   fprintf(f, "tokens: %" PRId64 " (%" PRId64 " trained); frames: %" PRId64 " (%.1f MB encoded)\n", st->tokens,
           st->trained_tokens, st->frames, (double)st->frame_bytes / 1e6);
-  fprintf(f, "shards: %d (%d written by this run, %d finished before)\n", st->shards, st->shards_written, st->shards_reused);
+  fprintf(f, "shards: %d (%d written by this run, %d finished before), %d rank%s\n", st->shards, st->shards_written,
+          st->shards_reused, st->ranks, st->ranks == 1 ? "" : "s");
+  fprintf(f, "peak resident memory: %" PRId64 " MB%s, %d worker threads per rank", st->peak_rss_mb,
+          st->ranks > 1 ? " on the largest rank" : "", o->workers);
+  if (o->max_rss_mb > 0) fprintf(f, "; max_rss %ld MB: %" PRId64 " samples waited for memory (rank 0)", o->max_rss_mb, st->rss_waits);
+  fputc('\n', f);
 }

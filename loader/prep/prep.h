@@ -1,5 +1,9 @@
 // The livecc-prep job: LiveCC JSONL + videos -> pre-interleaved samples in HDF5 shards (DESIGN.md 1, 4).
 //
+// Several processes (mpirun -n N, srun; opts.group) share one job: rank r writes the shards k with
+// k % N == r, so the shards, their contents and names, do not depend on N either; rank 0 writes the manifest
+// once every rank is done, and prints the progress of the whole job.
+//
 // Shard k holds input samples [k*S, (k+1)*S) of the global JSONL index (S = samples_per_shard), minus the
 // skipped ones, in input order; so the output does not depend on the number of workers. Each worker takes
 // the next unfinished shard, writes <out>/shard-%05d.h5.tmp, then its sidecar shard-%05d.json (counts by
@@ -34,7 +38,11 @@ typedef struct {
   int drop_words_outside;      // words outside the clip window: 0 keep them, as LiveCC (those before it go
                                // into the first chunk, those after it are never reached); 1 drop them
   const char *settings;        // the resolved settings as text, stored as <output>/prep.conf
-  int progress;                // 1: a progress line on stderr every ~2 s
+  int progress;                // 1: a progress line on stderr every progress_every seconds (rank 0)
+  double progress_every;       // seconds (0: 2)
+  long max_rss_mb;             // resident memory of this process above which a worker waits for the others'
+                               // samples to finish before it starts its next (0: no cap)
+  const struct lcc_prep_group *group;   // the ranks of the job (group.h); NULL: this process alone
 } lcc_prep_opts;
 
 typedef struct {
@@ -47,12 +55,17 @@ typedef struct {
   int64_t ignored_stream_elems;        // text_stream elements that are not [start, end, word]
   int64_t truncated_kept;              // samples kept from video files cut short (keep_truncated)
   int64_t tokens, trained_tokens, frames, frame_bytes;
-  int shards, shards_reused, shards_written;
+  int shards, shards_reused, shards_written;   // shards_written: by this run, on every rank
+  int ranks;
+  int64_t peak_rss_mb;                 // the largest rank's peak resident memory (rank 0's summary)
+  int64_t rss_waits;                   // samples whose start waited for memory (max_rss_mb), this rank
 } lcc_prep_stats;
 
 // Runs the job. 0, or -1 with lcc_error() for what stops it (unreadable input, a wrong seek index, a shard
 // that cannot be written, different settings in an existing output directory). Skipped samples are not
 // errors: each is reported on stderr with its file:line and reason, and counted.
+// With a group every rank calls it; the totals (and the manifest) are rank 0's, the other ranks get their own
+// shard counts. On an error the caller must end every rank (group->abort): the others would wait for it.
 int lcc_prep_run(const lcc_prep_opts *o, lcc_prep_stats *st);
 // The totals; o says whether words outside the window and after the last frame were kept or dropped.
 void lcc_prep_print_summary(const lcc_prep_opts *o, const lcc_prep_stats *st, FILE *f);

@@ -41,7 +41,7 @@ static void write_jsonl(const char *path, int with_index, int bad_entry, int shi
 static void read_all(const char *path, int want_indexed) {
   lcc_jsonl j;
   const char *paths[] = {path};
-  CHECK(lcc_jsonl_open(&j, paths, 1) == 0);
+  CHECK(lcc_jsonl_open(&j, paths, 1, NULL) == 0);
   CHECK(j.n == N && j.files[0].indexed == want_indexed);
   lcc_jsonl_line l = {0};
   for (int i = 0; i < N && i < j.n; i++) {
@@ -55,7 +55,7 @@ static void read_all(const char *path, int want_indexed) {
 static void expect_open_error(const char *path, const char *want) {
   lcc_jsonl j;
   const char *paths[] = {path};
-  int rc = lcc_jsonl_open(&j, paths, 1);
+  int rc = lcc_jsonl_open(&j, paths, 1, NULL);
   CHECKF(rc != 0 && strstr(lcc_last_error(), path) && strstr(lcc_last_error(), want), "expected an error with '%s', got %s",
          want, rc ? lcc_last_error() : "success");
 }
@@ -76,7 +76,7 @@ int main(void) {
   // Three files, one global index.
   lcc_jsonl j;
   const char *three[] = {plain, seek, plain_nl};
-  CHECK(lcc_jsonl_open(&j, three, 3) == 0 && j.n == 3 * N);
+  CHECK(lcc_jsonl_open(&j, three, 3, NULL) == 0 && j.n == 3 * N);
   lcc_jsonl_line l = {0};
   CHECK(lcc_jsonl_read(&j, N + 1, &l) == 0 && !strcmp(l.path, seek) && l.line == 2 && !strcmp(l.text, lines[1]));
   CHECK(lcc_jsonl_read(&j, 3 * N - 1, &l) == 0 && !strcmp(l.path, plain_nl) && l.line == N && !strcmp(l.text, lines[N - 1]));
@@ -86,7 +86,7 @@ int main(void) {
   pu_path(bad, sizeof bad, dir, "bad.jsonl");
   write_jsonl(bad, 1, 1, 3, 0);
   const char *one[] = {bad};
-  CHECK(lcc_jsonl_open(&j, one, 1) == 0);
+  CHECK(lcc_jsonl_open(&j, one, 1, NULL) == 0);
   CHECK(lcc_jsonl_read(&j, 0, &l) != 0 && strstr(lcc_last_error(), bad) && strstr(lcc_last_error(), "entry 1 (offset"));
   CHECK(lcc_jsonl_read(&j, 1, &l) != 0 && strstr(lcc_last_error(), "seek index entry 1") &&
         strstr(lcc_last_error(), "not at a line start"));

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Slurm: a real slurmctld + slurmd on localhost; launch/slurm/pretrain.sbatch runs the demo pre-training
+# Slurm: a real slurmctld + slurmd on localhost; launch/slurm/prep.sbatch prepares the data on 2 ranks (the
+# same dataset as one process); launch/slurm/pretrain.sbatch runs the demo pre-training
 # config on 2 ranks (srun --mpi=pmix), gets SIGUSR1 in mid-run (scancel --signal=USR1 --batch), checkpoints,
 # requeues itself, resumes from the checkpoint by itself, and finishes with the same final parameters as
 # an uninterrupted run of the same config.
@@ -17,10 +18,28 @@ trap 'bash tests/slurm/slurm_down.sh' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fail() { echo "FAIL: $*"; tail -30 "$WORK/job.out" 2>/dev/null; exit 1; }
 
-# a small commentary dataset, prepared as the demo does
+wait_job() {   # wait_job JOB: until it completes (fails otherwise)
+  local state=""
+  for _ in $(seq 1 900); do
+    state=$(scontrol show job "$1" | grep -o 'JobState=[A-Z]*' | cut -d= -f2)
+    [ "$state" = COMPLETED ] && return 0
+    case "$state" in FAILED|CANCELLED|TIMEOUT|NODE_FAIL) fail "job $1 ended $state" ;; esac
+    sleep 0.2
+  done
+  fail "job $1 did not complete (state $state)"
+}
+
+# a small commentary dataset, prepared as the demo does: by launch/slurm/prep.sbatch on 2 ranks, and by one
+# process for comparison (the same manifest: the same shards, byte for byte)
 "$BIN/livecc-synth" --output="$WORK/data" --videos=6 --heldout=2 --seconds=12 > "$WORK/synth.log"
-"$BIN/livecc-prep" --config=configs/run/demo-prep.conf --input="$WORK/data/pretrain.jsonl" --output="$WORK/shards" \
-  --mode=pretrain > "$WORK/prep.log" 2>&1
+PREP=(--config=configs/run/demo-prep.conf --input="$WORK/data/pretrain.jsonl" --mode=pretrain --samples_per_shard=2)
+"$BIN/livecc-prep" "${PREP[@]}" --output="$WORK/shards-1" > "$WORK/prep.log" 2>&1
+prep_job=$(LCC_BIN="$BIN" sbatch --parsable -N 1 --ntasks-per-node=2 --cpus-per-task=1 --time=10 -o "$WORK/prep-job.out" \
+           launch/slurm/prep.sbatch "${PREP[@]}" --output="$WORK/shards")
+wait_job "$prep_job"
+grep -q "^shards: 3 (3 written by this run, 0 finished before), 2 ranks" "$WORK/prep-job.out" || fail "prep job: not 2 ranks"
+cmp -s "$WORK/shards-1/manifest.json" "$WORK/shards/manifest.json" || fail "prep on 2 Slurm ranks made another dataset"
+echo "prep job $prep_job: 2 ranks under srun, the same dataset as one process"
 RUN=(--data="$WORK/shards" --steps=16 --save_every=4 --threads=1 --plot=false --log_every=1)
 
 # the reference: the same config, 2 ranks, no interruption
