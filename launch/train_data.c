@@ -138,6 +138,38 @@ int64_t lcc_source_size(const lcc_source *s) {
   return s->kind == SRC_FILE ? s->ob.b.n_samples : 0;
 }
 
+int lcc_source_datasets(const lcc_source *s) {
+#ifdef LCC_HAVE_LOADER
+  if (s->kind == SRC_LOADER) return lcc_loader_datasets(s->loader);
+#endif
+  return 0;
+}
+
+lcc_source_dataset lcc_source_dataset_info(const lcc_source *s, int d, int64_t consumed) {
+  lcc_source_dataset out = {0};
+#ifdef LCC_HAVE_LOADER
+  if (s->kind == SRC_LOADER && d >= 0 && d < lcc_loader_datasets(s->loader)) {
+    const lcc_loader_dataset info = lcc_loader_dataset_info(s->loader, d);
+    int64_t *drawn = lcc_malloc((size_t)lcc_loader_datasets(s->loader) * sizeof(int64_t));   // [datasets]
+    lcc_loader_drawn(s->loader, consumed, drawn);
+    out = (lcc_source_dataset){info.name, info.weight, info.samples, drawn[d]};
+    free(drawn);
+  }
+#else
+  (void)s, (void)d, (void)consumed;
+#endif
+  return out;
+}
+
+int lcc_source_dataset_of(const lcc_source *s, int64_t id) {
+#ifdef LCC_HAVE_LOADER
+  if (s->kind == SRC_LOADER) return lcc_loader_dataset_of(s->loader, id);
+#else
+  (void)s, (void)id;
+#endif
+  return -1;
+}
+
 void lcc_source_close(lcc_source *s) {
   if (!s) return;
 #ifdef LCC_HAVE_LOADER

@@ -35,7 +35,7 @@ const lcc_opt lcc_train_opt_table[] = {
     OPT("seed", LCC_OPT_INT, seed, "42", "seed of the init, the data order and the synthetic data"),
     OPT("zero", LCC_OPT_INT, zero, "1", "0: plain data parallel; 1: shard optimizer state (ZeRO-1); 2: and gradients (ZeRO-2)"),
     OPT("bucket_mb", LCC_OPT_INT, bucket_mb, "16", "gradient bucket size, MiB (a bucket holds at least one backward stage)"),
-    OPT("data", LCC_OPT_STRING, data, "", "training shards: manifest.json or its directory (empty: synthetic samples)"),
+    OPT("data", LCC_OPT_STRING, data, "", "training shards: manifest.json or its directory, or datasets with weights 'DIR_A:0.7, DIR_B:0.3' (empty: synthetic samples)"),
     OPT("heldout", LCC_OPT_STRING, heldout, "", "held-out shards for the evaluation loss"),
     OPT("tokenizer", LCC_OPT_STRING, tokenizer, "", "tokenizer.json (or its folder) the model uses: the shards' tokenizer hash must match it (empty: tokenizer.json of the HF folder of model or init if there is one, else not compared)"),
     OPT("eval_every", LCC_OPT_INT, eval_every, "0", "held-out loss every N steps (0: at the end only, when heldout is set)"),

@@ -30,16 +30,6 @@ static int mkdir_p(const char *path) {
   return 0;
 }
 
-static long rss_mb(void) {
-  long pages = 0, resident = 0;
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (f) {
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    fclose(f);
-  }
-  return resident * (sysconf(_SC_PAGESIZE) / 1024) / 1024;
-}
-
 // The settings that change a run's trajectory: a resumed run must have the checkpoint's, or name the
 // differences in `override` (a new seed, for one, silently reorders the data behind `consumed`).
 static const char *const trajectory_keys[] = {
@@ -80,6 +70,24 @@ static int check_resumed_settings(lcc_trainer *t, const char *path, const lcc_ck
                      "restore them, or accept the change with --override=%s", path, differ, unaccepted);
   if (nd && t->comm->rank == 0) printf("# resuming with changed settings (accepted by override): %s\n", differ);
   return 0;
+}
+
+// A list of several datasets: per-dataset counts for the metrics, and (rank 0) the list with its weights and
+// how far each dataset is into its epochs at the start of this run.
+static void open_data_counts(lcc_trainer *t) {
+  const int n = lcc_source_datasets(t->src);
+  if (n < 2) return;
+  t->n_data = n;
+  t->data_step = lcc_calloc((size_t)n, sizeof(int64_t));
+  t->data_run = lcc_calloc((size_t)n, sizeof(int64_t));
+  if (t->comm->rank) return;
+  printf("# data: %d datasets:", n);
+  for (int d = 0; d < n; d++) {
+    const lcc_source_dataset ds = lcc_source_dataset_info(t->src, d, t->consumed);
+    printf("%s %s (weight %.4f, %lld samples, %.3f epochs drawn)", d ? "," : "", ds.name, ds.weight,
+           (long long)ds.samples, (double)ds.drawn / (double)ds.samples);
+  }
+  printf("\n");
 }
 
 int lcc_trainer_init(lcc_trainer *t, const lcc_train_opts *o, lcc_backend *be, lcc_comm *comm) {
@@ -137,6 +145,7 @@ int lcc_trainer_init(lcc_trainer *t, const lcc_train_opts *o, lcc_backend *be, l
   t->batch_ids = lcc_calloc((size_t)op->micro_batch * op->grad_accum, sizeof(int64_t));
   t->src = lcc_source_open(t, op->data, 1, comm->world, comm->rank, op->micro_batch, op->grad_accum, t->consumed);
   if (!t->src) return -1;
+  open_data_counts(t);
   if (!op->data[0] && !op->batch_file[0] && comm->rank == 0)
     fprintf(stderr, "livecc-train: warning: data is empty: training on synthetic LiveCC-shaped samples (random tokens "
                     "and pixels); set data = DIR (livecc-prep's output) to train on shards\n");
@@ -156,6 +165,8 @@ void lcc_trainer_free(lcc_trainer *t) {
   free(t->loss_log);
   free(t->grad_norm_log);
   free(t->batch_ids);
+  free(t->data_step);
+  free(t->data_run);
   memset(t, 0, sizeof *t);
 }
 
@@ -293,6 +304,41 @@ static int train_step(lcc_trainer *t, int step, double *loss, double *norm, doub
   return 0;
 }
 
+// The samples of this step's global batch from each dataset (its ids summed over ranks) into data_step, added
+// to data_run. Every rank takes part.
+static void count_data(lcc_trainer *t) {
+  const int per_rank = t->o.micro_batch * t->o.grad_accum;
+  for (int d = 0; d < t->n_data; d++) {
+    int64_t mine = 0;
+    for (int k = 0; k < per_rank; k++) mine += lcc_source_dataset_of(t->src, t->batch_ids[k]) == d;
+    t->data_step[d] = (int64_t)t->comm->sum_f64(t->comm, (double)mine);
+    t->data_run[d] += t->data_step[d];
+  }
+}
+
+// ", \"samples_by_data\": [n0, n1, ...]" of data_step (empty for one dataset).
+static void data_counts_json(const lcc_trainer *t, char *out, size_t cap) {
+  size_t n = 0;
+  out[0] = 0;
+  for (int d = 0; d < t->n_data && n < cap; d++)
+    n += (size_t)snprintf(out + n, cap - n, "%s%lld", d ? ", " : ", \"samples_by_data\": [", (long long)t->data_step[d]);
+  if (t->n_data && n < cap) snprintf(out + n, cap - n, "]");
+}
+
+// The end-of-run line of a list of datasets: each one's samples in this run and its epoch reached.
+static void log_data_counts(const lcc_trainer *t, FILE *log) {
+  int64_t all = 0;
+  for (int d = 0; d < t->n_data; d++) all += t->data_run[d];
+  fprintf(log, "# samples by dataset in this run:");
+  for (int d = 0; d < t->n_data; d++) {
+    const lcc_source_dataset ds = lcc_source_dataset_info(t->src, d, t->consumed);
+    fprintf(log, "%s %s %lld (%.1f%%; %.3f epochs of its %lld samples so far)", d ? "," : "", ds.name,
+            (long long)t->data_run[d], all ? 100.0 * (double)t->data_run[d] / (double)all : 0.0,
+            (double)ds.drawn / (double)ds.samples, (long long)ds.samples);
+  }
+  fprintf(log, "\n");
+}
+
 // A checkpoint is never written from non-finite weights: `latest` would point at a run every resume repeats.
 static int save(lcc_trainer *t) {
   if (!weights_finite(t))
@@ -368,12 +414,16 @@ int lcc_trainer_run(lcc_trainer *t, FILE *log) {
     double busy, exposed;
     lcc_dp_comm_times(&t->dp, &busy, &exposed);
     corrupt = (long long)c->sum_f64(c, (double)lcc_source_skipped(t->src));   // replaced samples, all ranks, this run
+    count_data(t);
     if (c->rank == 0 && !skipped) {   // a skipped step has its own line (train_step)
+      char by_data[2048];   // room for the 64 datasets a list may hold
+      data_counts_json(t, by_data, sizeof by_data);
       fprintf(t->metrics,
               "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, \"tokens_per_s\": %.1f, "
               "\"samples_per_s\": %.3f, \"step_s\": %.4f, \"comm_s\": %.4f, \"comm_exposed_s\": %.4f, \"rss_mb\": %ld, "
-              "\"skipped_samples\": %lld}\n",
-              t->step, loss, lr, norm, (double)tokens / dt, o->global_batch / dt, dt, busy, exposed, rss_mb(), corrupt);
+              "\"skipped_samples\": %lld%s}\n",
+              t->step, loss, lr, norm, (double)tokens / dt, o->global_batch / dt, dt, busy, exposed, lcc_rss_mb(), corrupt,
+              by_data);
       fflush(t->metrics);
     }
     if (log && (step % o->log_every == 0 || t->step == o->steps || skipped))
@@ -403,6 +453,7 @@ int lcc_trainer_run(lcc_trainer *t, FILE *log) {
             1e3 * med, (double)step_tokens / med, step_tokens);
     if (corrupt)
       fprintf(log, "# %lld corrupt samples skipped, each replaced by the next sample of the order (see stderr)\n", corrupt);
+    if (t->n_data) log_data_counts(t, log);
     if (t->skipped_steps)
       fprintf(log, "# %d of %d steps skipped without an update (non-finite or too large gradient; see metrics.jsonl)\n",
               t->skipped_steps, done);

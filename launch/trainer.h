@@ -34,7 +34,7 @@ typedef struct {
   char positions[LCC_OPT_STR];  // "mrope" or "1d"
   int seed;
   int zero, bucket_mb;
-  char data[LCC_OPT_STR];       // shards manifest (or its directory); empty: synthetic samples
+  char data[LCC_OPT_STR];       // shards manifest (or its directory), or "DIR:WEIGHT, ..."; empty: synthetic samples
   char heldout[LCC_OPT_STR];    // held-out shards for the evaluation loss
   char tokenizer[LCC_OPT_STR];  // the model's tokenizer, compared with the shards' (empty: the model folder's)
   int eval_every, eval_samples;
@@ -80,6 +80,9 @@ typedef struct {
   double *grad_norm_log;        // [steps]
   int64_t *batch_ids;           // [micro_batch * grad_accum] sample ids of this rank's current step (-1: unknown)
   int skips_in_row, skipped_steps;   // steps skipped for a non-finite or too large gradient
+  int n_data;                   // datasets of a data list of several (0: one dataset, or no shards)
+  int64_t *data_step;           // [n_data] samples of the current step's global batch from each dataset
+  int64_t *data_run;            // [n_data] samples of this run (since start or resume) from each dataset
   volatile sig_atomic_t *stop;  // set by SIGTERM / SIGUSR1 (NULL: no signals)
 } lcc_trainer;
 
@@ -110,6 +113,16 @@ lcc_source *lcc_source_open(lcc_trainer *t, const char *data, int shuffle, int w
 int lcc_source_next(lcc_source *s, lcc_owned_batch **out);
 int64_t lcc_source_size(const lcc_source *s);   // samples per epoch (0: unbounded synthetic stream)
 int64_t lcc_source_skipped(const lcc_source *s);   // corrupt samples replaced so far (this rank)
+// The datasets of a shards source's data list (0 for synthetic samples and batch files).
+typedef struct {
+  const char *name;             // as written in the list
+  double weight;                // normalized share of the stream
+  int64_t samples;              // per epoch of it
+  int64_t drawn;                // samples it gives stream positions [0, consumed)
+} lcc_source_dataset;
+int lcc_source_datasets(const lcc_source *s);
+lcc_source_dataset lcc_source_dataset_info(const lcc_source *s, int d, int64_t consumed);
+int lcc_source_dataset_of(const lcc_source *s, int64_t id);   // the dataset of sample id (-1: none)
 void lcc_source_close(lcc_source *s);
 
 #endif

@@ -8,6 +8,10 @@
 // sample at the first of p+1, p+2, ... that reads and decodes: every micro-batch keeps its samples, the
 // positions every rank consumes stay the same, and since corruption is a property of the data a resumed run
 // makes the same replacements (a replacement may repeat a sample within the epoch).
+//
+// Datasets: a list of several numbers their samples and shards one after another (the shards of all of them
+// in one list with global starts, so one LRU set of open files serves every dataset). A draw is (dataset d, its
+// stream position q); one dataset draws (0, p), the order it always had. A replacement moves q on within d.
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -18,6 +22,7 @@
 
 #include "loader.h"
 #include "media.h"
+#include "mix.h"
 #include "order.h"
 #include "pack.h"
 #include "shard.h"
@@ -31,8 +36,29 @@ typedef struct {
 
 typedef struct {
   int64_t epoch;          // -1: not built
-  uint32_t *perm;         // [N] global sample index at each position of the epoch
+  uint32_t *perm;         // [n] the dataset's sample index at each position of its epoch
 } epoch_order;
+
+// One dataset of the data list.
+typedef struct {
+  char *name;             // as written in the list, for messages and metrics
+  double weight;          // normalized share of the stream
+  lcc_manifest m;
+  char *manifest;         // path of its manifest.json, for messages
+  int64_t n, offset;      // samples; global index of its first one (datasets numbered in list order)
+  int first_shard;        // its first shard in the loader's list of all shards
+  uint64_t seed;          // of its epoch permutations (dataset 0: the run's seed)
+  epoch_order order[2];   // the two most recent epochs in use (guarded by the loader's lock)
+  int have_first;         // guarded by h5 from here on
+  lcc_shard_meta first;   // of its first shard opened: its other shards must agree with it
+  int mismatch;           // its first shard to open differs from o.expect
+} dataset;
+
+// A sample to read: dataset d at position q of its own stream.
+typedef struct {
+  int d;
+  int64_t q;
+} draw;
 
 enum { SLOT_EMPTY, SLOT_BUSY, SLOT_READY };
 typedef struct {
@@ -47,15 +73,18 @@ typedef struct {
 struct lcc_loader {
   lcc_loader_opts o;       // o.expect points at `expect` (or is NULL)
   lcc_data_expect expect;
-  lcc_manifest m;
-  char *manifest;         // path of manifest.json, for messages
+  dataset *ds;            // [n_ds] in list order
+  int n_ds;
+  lcc_mix mix;            // the weighted schedule (n_ds > 1)
+  int n_shards;           // of every dataset
   int64_t *starts;        // [n_shards + 1] global index of each shard's first sample
-  int64_t N, G;           // samples per epoch; positions per global batch
+  int *shard_ds;          // [n_shards] the dataset of each shard
+  int64_t N, G;           // samples per epoch (all datasets); positions per global batch
   int64_t consumed0;      // positions consumed before open
 
-  pthread_mutex_t lock;   // guards what follows up to `h5`
+  pthread_mutex_t lock;   // guards what follows up to `h5`, and each dataset's order
   pthread_cond_t changed; // a slot changed state, a micro-batch was taken, or stop
-  epoch_order order[2];   // the two most recent epochs in use
+  lcc_mix_block *blocks;  // [2] the two most recent schedule blocks in use (n_ds > 1)
   slot *slots;
   int n_slots;
   int64_t next_claim;     // next micro-batch a worker prepares
@@ -65,13 +94,10 @@ struct lcc_loader {
   char err[1024];
   int stop;
 
-  pthread_mutex_t h5;     // every HDF5 call, the open shards and the first shard's metadata
+  pthread_mutex_t h5;     // every HDF5 call, the open shards and each dataset's first shard's metadata
   open_shard *open;       // [max_open_shards]
   int n_open;
   uint64_t clock;
-  int have_first;
-  lcc_shard_meta first;   // of the first shard opened: every other must agree with it
-  int mismatch;           // the first shard to open differs from o.expect
 
   pthread_t *workers;
   int n_workers;
@@ -79,28 +105,79 @@ struct lcc_loader {
 
 // ---- order ----
 
-// The permutation of epoch e (caller holds lock); builds it over the older of the two cached epochs.
-static const uint32_t *epoch_perm(lcc_loader *l, int64_t e) {
+// The permutation of epoch e of dataset d (caller holds lock); builds it over the older of d's two cached epochs.
+static const uint32_t *epoch_perm(dataset *d, int64_t e) {
   for (int c = 0; c < 2; c++)
-    if (l->order[c].epoch == e) return l->order[c].perm;
-  epoch_order *o = &l->order[l->order[0].epoch < l->order[1].epoch ? 0 : 1];
-  if (!o->perm) o->perm = lcc_malloc((size_t)l->N * sizeof(uint32_t));
-  lcc_order_permutation(l->o.seed, e, o->perm, l->N);
+    if (d->order[c].epoch == e) return d->order[c].perm;
+  epoch_order *o = &d->order[d->order[0].epoch < d->order[1].epoch ? 0 : 1];
+  if (!o->perm) o->perm = lcc_malloc((size_t)d->n * sizeof(uint32_t));
+  lcc_order_permutation(d->seed, e, o->perm, d->n);
   o->epoch = e;
   return o->perm;
 }
 
-static int64_t index_at(lcc_loader *l, int64_t p) {
-  const int64_t i = p % l->N;
-  return l->o.shuffle ? epoch_perm(l, p / l->N)[i] : i;
+// Schedule block k (caller holds lock); built over the older of the two cached blocks.
+static const lcc_mix_block *schedule_block(lcc_loader *l, int64_t k) {
+  for (int c = 0; c < 2; c++)
+    if (l->blocks[c].k == k) return &l->blocks[c];
+  lcc_mix_block *b = &l->blocks[l->blocks[0].k < l->blocks[1].k ? 0 : 1];
+  lcc_mix_build(&l->mix, k, b);
+  return b;
+}
+
+int lcc_loader_dataset_of(const lcc_loader *l, int64_t id) {
+  if (id < 0 || id >= l->N) return -1;
+  return l->shard_ds[lcc_order_shard_of(l->starts, l->n_shards, id)];
+}
+
+// The draw of stream position p (caller holds lock). One dataset: (0, p), what the schedule would give, without
+// building its blocks. shuffle = 0: the datasets one after another, each sample once per epoch.
+static draw draw_at(lcc_loader *l, int64_t p) {
+  if (l->n_ds == 1) return (draw){0, p};
+  if (!l->o.shuffle) {
+    const int64_t i = p % l->N;
+    const int d = lcc_loader_dataset_of(l, i);
+    return (draw){d, p / l->N * l->ds[d].n + i - l->ds[d].offset};
+  }
+  const lcc_mix_block *b = schedule_block(l, p / LCC_MIX_BLOCK);
+  const int j = (int)(p % LCC_MIX_BLOCK), d = b->label[j];
+  return (draw){d, b->base[d] + b->rank[j]};
+}
+
+// The global index of draw w (caller holds lock).
+static int64_t index_of(lcc_loader *l, draw w) {
+  dataset *d = &l->ds[w.d];
+  const int64_t i = w.q % d->n;
+  return d->offset + (l->o.shuffle ? epoch_perm(d, w.q / d->n)[i] : i);
 }
 
 int64_t lcc_loader_index_at(lcc_loader *l, int64_t p) {
   if (p < 0) return -1;
   pthread_mutex_lock(&l->lock);
-  const int64_t i = index_at(l, p);
+  const int64_t i = index_of(l, draw_at(l, p));
   pthread_mutex_unlock(&l->lock);
   return i;
+}
+
+void lcc_loader_drawn(const lcc_loader *l, int64_t p, int64_t *count) {
+  if (l->n_ds == 1) {
+    count[0] = p;
+  } else if (l->o.shuffle) {
+    lcc_mix_counts(&l->mix, p, count);
+  } else {   // whole epochs of every dataset, then the datasets the last part reaches
+    const int64_t i = p % l->N;
+    for (int d = 0; d < l->n_ds; d++) {
+      const int64_t part = i - l->ds[d].offset;
+      count[d] = p / l->N * l->ds[d].n + (part < 0 ? 0 : part > l->ds[d].n ? l->ds[d].n : part);
+    }
+  }
+}
+
+int lcc_loader_datasets(const lcc_loader *l) { return l->n_ds; }
+
+lcc_loader_dataset lcc_loader_dataset_info(const lcc_loader *l, int d) {
+  const dataset *s = &l->ds[d];
+  return (lcc_loader_dataset){s->name, s->weight, s->n, s->offset};
 }
 
 // Stream positions of this rank's micro-batch k.
@@ -112,10 +189,17 @@ static void plan(const lcc_loader *l, int64_t k, int64_t *positions) {
 
 // ---- shards ----
 
+// Shard s's entry in its dataset's manifest.
+static const lcc_manifest_entry *shard_entry(const lcc_loader *l, int s) {
+  const dataset *d = &l->ds[l->shard_ds[s]];
+  return &d->m.shards[s - d->first_shard];
+}
+
 static char *shard_path(const lcc_loader *l, int s) {
-  const size_t n = strlen(l->m.dir) + strlen(l->m.shards[s].file) + 2;
+  const char *dir = l->ds[l->shard_ds[s]].m.dir, *file = shard_entry(l, s)->file;
+  const size_t n = strlen(dir) + strlen(file) + 2;
   char *p = lcc_malloc(n);
-  snprintf(p, n, "%s/%s", l->m.dir, l->m.shards[s].file);
+  snprintf(p, n, "%s/%s", dir, file);
   return p;
 }
 
@@ -173,17 +257,18 @@ static int check_like_first(const char *path, const lcc_shard_meta *m, const lcc
   return 0;
 }
 
-// Opens shard s and checks it against its manifest entry and the other shards (caller holds h5).
+// Opens shard s and checks it against its manifest entry and its dataset's other shards (caller holds h5).
 static lcc_shard *open_checked(lcc_loader *l, int s, const char *path) {
-  const lcc_manifest_entry *e = &l->m.shards[s];
+  const lcc_manifest_entry *e = shard_entry(l, s);
+  dataset *d = &l->ds[l->shard_ds[s]];
   struct stat st;
   if (stat(path, &st)) {
-    lcc_error("%s: %s (listed in %s)", path, strerror(errno), l->manifest);
+    lcc_error("%s: %s (listed in %s)", path, strerror(errno), d->manifest);
     return NULL;
   }
   if ((int64_t)st.st_size != e->bytes) {
     lcc_error("%s: %lld bytes, but %s says %lld (truncated or rewritten? livecc-prep --verify=DIR checks every shard)",
-              path, (long long)st.st_size, l->manifest, (long long)e->bytes);
+              path, (long long)st.st_size, d->manifest, (long long)e->bytes);
     return NULL;
   }
   lcc_shard *sh = lcc_shard_open(path);
@@ -191,16 +276,16 @@ static lcc_shard *open_checked(lcc_loader *l, int s, const char *path) {
   const lcc_shard_meta *m = lcc_shard_meta_of(sh);
   int rc = 0;
   if (lcc_shard_count(sh) != e->n_samples)
-    rc = lcc_error("%s: %lld samples, but %s says %lld", path, (long long)lcc_shard_count(sh), l->manifest, (long long)e->n_samples);
-  else if (m->tokenizer_hash != l->m.tokenizer_hash)
+    rc = lcc_error("%s: %lld samples, but %s says %lld", path, (long long)lcc_shard_count(sh), d->manifest, (long long)e->n_samples);
+  else if (m->tokenizer_hash != d->m.tokenizer_hash)
     rc = lcc_error("%s: tokenizer hash %016llx differs from the manifest's %016llx", path,
-                   (unsigned long long)m->tokenizer_hash, (unsigned long long)l->m.tokenizer_hash);
-  else if (l->have_first)
-    rc = check_like_first(path, m, &l->first);
+                   (unsigned long long)m->tokenizer_hash, (unsigned long long)d->m.tokenizer_hash);
+  else if (d->have_first)
+    rc = check_like_first(path, m, &d->first);
   else if (l->o.expect && check_expected(path, m, l->o.expect))
-    rc = -1, l->mismatch = 1;
+    rc = -1, d->mismatch = 1;
   else
-    l->have_first = 1, l->first = *m;
+    d->have_first = 1, d->first = *m;
   if (rc) {
     lcc_shard_close(sh);
     return NULL;
@@ -232,7 +317,7 @@ static lcc_shard *get_shard(lcc_loader *l, int s, const char *path) {
 
 // Reads global sample idx into in (under the HDF5 lock). -1 with lcc_error() when it cannot be read.
 static int read_sample(lcc_loader *l, int64_t idx, lcc_pack_input *in) {
-  const int s = lcc_order_shard_of(l->starts, l->m.n, idx);
+  const int s = lcc_order_shard_of(l->starts, l->n_shards, idx);
   in->shard = shard_path(l, s);
   in->index = idx - l->starts[s];
   pthread_mutex_lock(&l->h5);
@@ -252,26 +337,31 @@ static int read_sample(lcc_loader *l, int64_t idx, lcc_pack_input *in) {
 
 #define MAX_REPLACEMENTS 64   // positions tried after a corrupt sample before the micro-batch fails
 
-// Reads the sample at stream position p into in (any earlier contents freed); *idx: its global index.
-static void read_at(lcc_loader *l, int64_t p, lcc_pack_input *in, int64_t *idx) {
+// Reads the sample of draw w into in (any earlier contents freed); *idx: its global index.
+static void read_at(lcc_loader *l, draw w, lcc_pack_input *in, int64_t *idx) {
   lcc_sample_free(&in->s);
   free((void *)in->shard);
   memset(in, 0, sizeof *in);
   pthread_mutex_lock(&l->lock);
-  *idx = index_at(l, p);
+  *idx = index_of(l, w);
   pthread_mutex_unlock(&l->lock);
   in->ok = read_sample(l, *idx, in) == 0;
   if (!in->ok && l->o.skip_corrupt) fprintf(stderr, "loader: skipped %s; replaced by the next sample\n", lcc_last_error());
 }
 
 // Prepares the micro-batch at the given stream positions into sl (without holding lock). A sample that fails
-// to read or decode is replaced by the one at the next position (skip_corrupt), and the batch packed again.
+// to read or decode is replaced by the one at the next position of its dataset's stream (skip_corrupt), and the
+// batch packed again.
 static void prepare(lcc_loader *l, const int64_t *positions, slot *sl) {
   const int M = l->o.micro_batch;
   lcc_pack_input *in = lcc_calloc((size_t)M, sizeof *in);
-  int64_t *idx = lcc_malloc((size_t)M * sizeof(int64_t)), *at = lcc_malloc((size_t)M * sizeof(int64_t));
+  int64_t *idx = lcc_malloc((size_t)M * sizeof(int64_t));   // [M] global index of each sample
+  draw *at = lcc_malloc((size_t)M * sizeof(draw));           // [M] each sample's draw (replacements move q on)
   sl->rc = 0, sl->skipped = 0;
-  for (int j = 0; j < M; j++) at[j] = positions[j], read_at(l, at[j], &in[j], &idx[j]);
+  pthread_mutex_lock(&l->lock);
+  for (int j = 0; j < M; j++) at[j] = draw_at(l, positions[j]);
+  pthread_mutex_unlock(&l->lock);
+  for (int j = 0; j < M; j++) read_at(l, at[j], &in[j], &idx[j]);
   for (int round = 0;; round++) {
     for (int j = 0; j < M && !sl->rc; j++)
       for (int tries = 0; !in[j].ok && !sl->rc; tries++) {
@@ -283,7 +373,8 @@ static void prepare(lcc_loader *l, const int64_t *positions, slot *sl) {
                              (long long)positions[j]);
         } else {   // read_at or lcc_pack_batch said why
           sl->skipped++;
-          read_at(l, ++at[j], &in[j], &idx[j]);
+          at[j].q++;
+          read_at(l, at[j], &in[j], &idx[j]);
         }
       }
     if (sl->rc || round > MAX_REPLACEMENTS) break;
@@ -394,16 +485,96 @@ static int check_opts(const lcc_loader_opts *o, int64_t consumed) {
   return 0;
 }
 
-// Opens shards in manifest order until one opens; -1 when it differs from o.expect (a damaged shard is
-// left to the sample that needs it, which skips or names it).
-static int compare_first_shard(lcc_loader *l) {
-  for (int s = 0; s < l->m.n && !l->have_first && !l->mismatch; s++) {
-    if (!l->m.shards[s].n_samples) continue;
-    char *path = shard_path(l, s);
-    get_shard(l, s, path);
-    free(path);
+// Opens each dataset's shards in manifest order until one opens; -1 when it differs from o.expect (a damaged
+// shard is left to the sample that needs it, which skips or names it).
+static int compare_first_shards(lcc_loader *l) {
+  for (int d = 0; d < l->n_ds; d++) {
+    dataset *ds = &l->ds[d];
+    for (int s = ds->first_shard; s < ds->first_shard + ds->m.n && !ds->have_first && !ds->mismatch; s++) {
+      if (!shard_entry(l, s)->n_samples) continue;
+      char *path = shard_path(l, s);
+      get_shard(l, s, path);
+      free(path);
+    }
+    if (ds->mismatch) return -1;
   }
-  return l->mismatch ? -1 : 0;
+  return 0;
+}
+
+// 1 when dataset directories a and b are the same folder.
+static int same_dir(const char *a, const char *b) {
+  char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
+  const int same = ra && rb ? !strcmp(ra, rb) : !strcmp(a, b);
+  free(ra), free(rb);
+  return same;
+}
+
+// Loads the manifest of list entry e as dataset d (after datasets 0..d-1): its samples, and that it is neither
+// empty nor a repeat of an earlier entry, and tokenized like them.
+static int load_dataset(lcc_loader *l, const lcc_mix_entry *e, int d) {
+  dataset *s = &l->ds[d];
+  s->name = lcc_strdup(e->path);
+  s->order[0].epoch = s->order[1].epoch = -1;
+  s->seed = l->o.seed ^ (uint64_t)d * 0x9E3779B97F4A7C15ull;   // dataset 0 keeps the run's seed: one dataset, one order
+  if (lcc_manifest_load(e->path, &s->m)) return -1;
+  s->manifest = lcc_malloc(strlen(s->m.dir) + sizeof "/manifest.json");
+  sprintf(s->manifest, "%s/manifest.json", s->m.dir);
+  s->n = s->m.total_samples;
+  if (s->n == 0) return lcc_error("%s: the dataset is empty (no samples)", s->manifest);
+  if (s->n > UINT32_MAX)
+    return lcc_error("%s: %lld samples; the loader handles at most 2^32 - 1", s->manifest, (long long)s->n);
+  for (int j = 0; j < d; j++) {
+    if (same_dir(l->ds[j].m.dir, s->m.dir))
+      return lcc_error("%s is listed twice (entries %d and %d): give it one entry with the sum of the weights", s->m.dir,
+                       j + 1, d + 1);
+  }
+  if (d && s->m.tokenizer_hash != l->ds[0].m.tokenizer_hash)
+    return lcc_error("%s: tokenizer hash %016llx, but %s has %016llx: the datasets of one list must be tokenized by the "
+                     "same tokenizer", s->manifest, (unsigned long long)s->m.tokenizer_hash, l->ds[0].manifest,
+                     (unsigned long long)l->ds[0].m.tokenizer_hash);
+  return 0;
+}
+
+// The datasets of o.data, their weights, and every shard of them in one list with global sample starts.
+static int open_datasets(lcc_loader *l) {
+  lcc_mix_entry *e;
+  int n;
+  if (lcc_mix_parse(l->o.data, &e, &n)) return -1;
+  l->ds = lcc_calloc((size_t)n, sizeof(dataset));
+  int rc = 0;
+  for (; l->n_ds < n && !rc; l->n_ds++) rc = load_dataset(l, &e[l->n_ds], l->n_ds);
+  if (rc && n > 1) {   // a list: name the entry (the message may name only a file in it)
+    char why[1024];
+    snprintf(why, sizeof why, "%s", lcc_last_error());
+    lcc_error("data entry %d '%s': %s", l->n_ds, e[l->n_ds - 1].path, why);
+  }
+  if (!rc && n > 1) rc = lcc_mix_init(&l->mix, e, n, l->o.seed);
+  double sum = 0;
+  for (int d = 0; d < n && !rc; d++) sum += e[d].weight;
+  for (int d = 0; d < n && !rc; d++) l->ds[d].weight = e[d].weight / sum;
+  lcc_mix_entries_free(e, n);
+  if (rc) return -1;
+  for (int d = 0; d < n; d++) {
+    l->ds[d].first_shard = l->n_shards, l->ds[d].offset = l->N;
+    l->n_shards += l->ds[d].m.n, l->N += l->ds[d].n;
+  }
+  l->starts = lcc_malloc(((size_t)l->n_shards + 1) * sizeof(int64_t));
+  l->shard_ds = lcc_malloc(((size_t)l->n_shards + 1) * sizeof(int));
+  l->starts[0] = 0;
+  for (int d = 0, s = 0; d < n; d++)
+    for (int i = 0; i < l->ds[d].m.n; i++, s++) {
+      l->shard_ds[s] = d;
+      l->starts[s + 1] = l->starts[s] + l->ds[d].m.shards[i].n_samples;
+    }
+  return 0;
+}
+
+// Builds what the first draws need now rather than on first use: each dataset's current epoch order.
+static void build_first_orders(lcc_loader *l, int64_t consumed) {
+  if (!l->o.shuffle) return;
+  int64_t drawn[LCC_MIX_MAX];   // [n_ds] positions of [0, consumed) that drew each dataset
+  lcc_loader_drawn(l, consumed, drawn);
+  for (int d = 0; d < l->n_ds; d++) epoch_perm(&l->ds[d], drawn[d] / l->ds[d].n);
 }
 
 lcc_loader *lcc_loader_open(const lcc_loader_opts *o, int64_t consumed) {
@@ -411,33 +582,21 @@ lcc_loader *lcc_loader_open(const lcc_loader_opts *o, int64_t consumed) {
   lcc_loader *l = lcc_calloc(1, sizeof *l);
   l->o = *o;
   if (o->expect) l->expect = *o->expect, l->o.expect = &l->expect;
-  if (lcc_manifest_load(o->data, &l->m)) {
-    free(l);
+  LCC_CHECK(!pthread_mutex_init(&l->lock, NULL) && !pthread_mutex_init(&l->h5, NULL) &&
+            !pthread_cond_init(&l->changed, NULL), "pthread init failed");
+  l->blocks = lcc_malloc(2 * sizeof(lcc_mix_block));
+  l->blocks[0].k = l->blocks[1].k = -1;
+  if (open_datasets(l)) {
+    lcc_loader_close(l);
     return NULL;
   }
-  l->manifest = lcc_malloc(strlen(l->m.dir) + sizeof "/manifest.json");
-  sprintf(l->manifest, "%s/manifest.json", l->m.dir);
-  l->N = l->m.total_samples;
-  if (l->N == 0 || l->N > UINT32_MAX) {
-    if (l->N) lcc_error("%s: %lld samples; the loader handles at most 2^32 - 1", l->manifest, (long long)l->N);
-    else lcc_error("%s: the dataset is empty (no samples)", l->manifest);
-    lcc_manifest_free(&l->m);
-    free(l->manifest), free(l);
-    return NULL;
-  }
-  l->starts = lcc_malloc(((size_t)l->m.n + 1) * sizeof(int64_t));
-  l->starts[0] = 0;
-  for (int s = 0; s < l->m.n; s++) l->starts[s + 1] = l->starts[s] + l->m.shards[s].n_samples;
   l->G = (int64_t)o->micro_batch * o->grad_accum * o->world_size;
   l->consumed0 = consumed;
-  l->order[0].epoch = l->order[1].epoch = -1;
-  if (o->shuffle) epoch_perm(l, consumed / l->N);   // the first epoch's order, built now rather than on first use
+  build_first_orders(l, consumed);
   l->n_slots = o->prefetch > o->threads ? o->prefetch : o->threads > 0 ? o->threads : 1;
   l->slots = lcc_calloc((size_t)l->n_slots, sizeof(slot));
   l->open = lcc_calloc((size_t)o->max_open_shards, sizeof(open_shard));
-  LCC_CHECK(!pthread_mutex_init(&l->lock, NULL) && !pthread_mutex_init(&l->h5, NULL) &&
-            !pthread_cond_init(&l->changed, NULL), "pthread init failed");
-  if (o->expect && compare_first_shard(l)) {
+  if (o->expect && compare_first_shards(l)) {
     lcc_loader_close(l);
     return NULL;
   }
@@ -456,9 +615,13 @@ void lcc_loader_close(lcc_loader *l) {
   for (int i = 0; i < l->n_workers; i++) LCC_CHECK(!pthread_join(l->workers[i], NULL), "pthread_join failed");
   for (int i = 0; i < l->n_slots; i++) lcc_batch_free(&l->slots[i].batch);
   for (int i = 0; i < l->n_open; i++) lcc_shard_close(l->open[i].s);
-  free(l->order[0].perm), free(l->order[1].perm);
+  for (int d = 0; d < l->n_ds; d++) {
+    dataset *s = &l->ds[d];
+    free(s->order[0].perm), free(s->order[1].perm);
+    free(s->name), free(s->manifest);
+    lcc_manifest_free(&s->m);
+  }
   pthread_mutex_destroy(&l->lock), pthread_mutex_destroy(&l->h5), pthread_cond_destroy(&l->changed);
-  free(l->workers), free(l->slots), free(l->open), free(l->starts), free(l->manifest);
-  lcc_manifest_free(&l->m);
+  free(l->workers), free(l->slots), free(l->open), free(l->starts), free(l->shard_ds), free(l->blocks), free(l->ds);
   free(l);
 }

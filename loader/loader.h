@@ -9,6 +9,15 @@
 // State: the number of global stream positions consumed; restoring it gives the same next batches.
 // Corrupt samples (skip_corrupt): the sample at position p is replaced by the first readable one at p+1,
 // p+2, ... (a function of the data, so resume stays exact; it may repeat a sample within an epoch).
+//
+// Several datasets with weights (data = "DIR_A:0.7, DIR_B:0.3", mix.h): position p draws dataset d and d's own
+// stream position q from (seed, weights, p) alone (mix.h's block schedule; q = the earlier positions that drew
+// d), and d's stream is its own epochs, each a permutation of its N_d samples from (seed ^ d * golden ratio,
+// epoch): each dataset cycles through its epochs at its own pace. Sample ids number the datasets one after
+// another in list order (dataset d's sample i is offset_d + i). A corrupt sample of d is replaced within d's
+// stream (q+1, q+2, ...), so every position keeps its dataset and the per-dataset counts are the schedule's.
+// One dataset (with or without a weight) is the order above unchanged. shuffle = 0 reads the datasets one
+// after another, every sample once per epoch (held-out evaluation), whatever the weights.
 #ifndef LCC_LOADER_H
 #define LCC_LOADER_H
 
@@ -35,7 +44,7 @@ void lcc_data_expect_of(const lcc_config *cfg, const char *model, const lcc_toke
                         lcc_data_expect *e);
 
 typedef struct {
-  const char *data;       // manifest.json or its directory
+  const char *data;       // manifest.json or its directory, or a list "PATH:WEIGHT, PATH:WEIGHT, ..." (mix.h)
   uint64_t seed;
   int shuffle;            // 0: the order of the manifest (held-out evaluation)
   int world_size, rank;
@@ -54,7 +63,7 @@ typedef struct lcc_loader lcc_loader;
 // consumed: stream positions already consumed (resume).
 lcc_loader *lcc_loader_open(const lcc_loader_opts *o, int64_t consumed);
 void lcc_loader_close(lcc_loader *l);
-int64_t lcc_loader_samples(const lcc_loader *l);     // samples per epoch
+int64_t lcc_loader_samples(const lcc_loader *l);     // samples per epoch (of all datasets together)
 // This rank's next micro-batch: tokens, HF labels (-100 outside the loss mask), vision items, patch rows.
 // Returns 0, or -1 with lcc_error() naming the shard and sample (skip_corrupt = 0).
 int lcc_loader_next(lcc_loader *l, lcc_owned_batch *out);
@@ -62,5 +71,19 @@ int64_t lcc_loader_consumed(const lcc_loader *l);    // global positions consume
 int64_t lcc_loader_skipped(const lcc_loader *l);     // samples replaced as corrupt (skip_corrupt = 1)
 // The global sample index at stream position p (for tests and tools).
 int64_t lcc_loader_index_at(lcc_loader *l, int64_t p);
+
+// The datasets of the data list, in its order.
+typedef struct {
+  const char *name;       // as written in the list (its path)
+  double weight;          // normalized: its share of the stream positions
+  int64_t samples;        // per epoch of it
+  int64_t first_id;       // global index of its sample 0
+} lcc_loader_dataset;
+int lcc_loader_datasets(const lcc_loader *l);
+lcc_loader_dataset lcc_loader_dataset_info(const lcc_loader *l, int d);
+int lcc_loader_dataset_of(const lcc_loader *l, int64_t id);   // the dataset of global index id; -1 outside
+// count[0..datasets): the samples that stream positions [0, p) draw from each dataset (closed form: O(256 +
+// datasets); with replacements inside a dataset these are also the samples trained on).
+void lcc_loader_drawn(const lcc_loader *l, int64_t p, int64_t *count);
 
 #endif

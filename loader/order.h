@@ -11,5 +11,7 @@ void lcc_order_permutation(uint64_t seed, int64_t epoch, uint32_t *perm, int64_t
 // The shard holding global index i: the s with starts[s] <= i < starts[s + 1] (starts has n_shards + 1
 // non-decreasing entries, empty shards allowed; 0 <= i < starts[n_shards]).
 int lcc_order_shard_of(const int64_t *starts, int n_shards, int64_t i);
+// splitmix64's finalizer: a bijection of 64-bit words that mixes every bit (the mixture's block shuffles).
+uint64_t lcc_order_hash(uint64_t z);
 
 #endif

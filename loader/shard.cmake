@@ -7,6 +7,7 @@ add_library(lcc_shard STATIC
   manifest.c
   verify.c
   order.c
+  mix.c
   pack.c
   loader.c
 )
