@@ -1,5 +1,5 @@
-// Loader throughput: samples/s of lcc_loader_next (read, JPEG decode, patch rows) for 1 and 2 background
-// threads. Uses the dataset in DIR, or when DIR has no manifest.json, first writes a synthetic one there
+// Loader open time and resident memory, and throughput: samples/s of lcc_loader_next (read, JPEG decode,
+// patch rows) for 1 and 2 background threads. Uses the dataset in DIR, or when DIR has no manifest.json, first writes a synthetic one there
 // (shard_fixture.h's sample mix with 448-pixel grids: 2.3 frames of 448x448 or 448x896 per sample on
 // average, JPEG quality 90).
 //   loader_bench DIR [samples per run (default 64)] [max threads (default 2)]
@@ -39,11 +39,15 @@ int main(int argc, char **argv) {
   for (int threads = 1; threads <= max_threads; threads++) {
     lcc_loader_opts o = {.data = dir, .seed = 3, .shuffle = 1, .world_size = 1, .micro_batch = 1, .grad_accum = 1,
                          .threads = threads, .prefetch = 2 * threads, .max_open_shards = 8};
+    const long rss0 = lcc_rss_mb();
+    const double t_open = lcc_now();
     lcc_loader *l = lcc_loader_open(&o, 0);
     if (!l) {
       fprintf(stderr, "%s\n", lcc_last_error());
       return 1;
     }
+    printf("bench: loader open: %.3f s for %lld samples, resident memory +%ld MB (%ld MB in all)\n", lcc_now() - t_open,
+           (long long)lcc_loader_samples(l), lcc_rss_mb() - rss0, lcc_rss_mb());
     int64_t patches = 0, tokens = 0;
     const double t0 = lcc_now();
     for (int i = 0; i < samples; i++) {

@@ -4,6 +4,7 @@
 //   mpirun -n N livecc-prep ...  /  srun livecc-prep ...   (one job over N processes: launch/slurm/prep.sbatch)
 // Re-running with the same settings finishes an interrupted job (finished shards are kept), on any number
 // of ranks. Exit codes: 0 done, 1 error, 2 bad arguments or an unreadable manifest (--verify).
+#include <inttypes.h>
 #include <libavutil/log.h>
 #include <sched.h>
 #include <stddef.h>
@@ -36,6 +37,7 @@ typedef struct {
   int progress;
   double progress_every;
   int max_rss;
+  int dry_run;
   char verify[LCC_OPT_STR];
 } prep_opts;
 
@@ -77,6 +79,8 @@ static const lcc_opt table[] = {
         "text of the system turn the chat template adds (empty: none)"),
     OPT("progress", LCC_OPT_BOOL, progress, "true", "print a progress line on stderr (rank 0: the whole job's)"),
     OPT("progress_every", LCC_OPT_FLOAT, progress_every, "2", "seconds between progress lines"),
+    OPT("dry_run", LCC_OPT_BOOL, dry_run, "false",
+        "open the inputs and print the plan (samples, shards, shards per rank, time to read them), write nothing"),
     OPT("max_rss", LCC_OPT_INT, max_rss, "0",
         "MB of resident memory per process above which a worker waits for the others' samples before starting its next (0: no cap)"),
     OPT("verify", LCC_OPT_STRING, verify, "",
@@ -163,9 +167,20 @@ static char *settings_text(const prep_opts *o) {
   int n = 0;
   for (int i = 0; i < N_OPTS; i++)
     if (strcmp(table[i].key, "workers") && strcmp(table[i].key, "progress") && strcmp(table[i].key, "verify") &&
-        strcmp(table[i].key, "progress_every") && strcmp(table[i].key, "max_rss"))
+        strcmp(table[i].key, "progress_every") && strcmp(table[i].key, "max_rss") && strcmp(table[i].key, "dry_run"))
       kept[n++] = table[i];
   return lcc_opts_text(o, kept, n);
+}
+
+// --dry-run: one line per rank (each opened the inputs: the time is its share of the planning).
+static void print_plan(const lcc_prep_stats *st, int rank, int per_shard) {
+  const int W = st->ranks, mine = st->shards / W + (rank < st->shards % W);
+  if (rank == 0)
+    printf("plan: %" PRId64 " samples in %d shards of %d, %d rank%s: %d to %d shards each\n", st->samples_in,
+           st->shards, per_shard, W, W == 1 ? "" : "s", st->shards / W, st->shards / W + (st->shards % W > 0));
+  printf("plan: rank %d: inputs opened in %.3f s (%d with a seek index), %d shards, peak resident memory %" PRId64 " MB\n",
+         rank, st->index_seconds, st->indexed_files, mine, st->peak_rss_mb);
+  fflush(stdout);
 }
 
 int main(int argc, char **argv) {
@@ -211,7 +226,7 @@ int main(int argc, char **argv) {
                      .video_root = o.video_root, .keep_truncated = !strcmp(o.truncated, "keep"),
                      .drop_words_outside = !strcmp(o.words_outside, "drop"),
                      .settings = settings, .progress = o.progress, .progress_every = o.progress_every,
-                     .max_rss_mb = o.max_rss, .group = group};
+                     .max_rss_mb = o.max_rss, .group = group, .plan_only = o.dry_run};
   p.il = (lcc_interleave_opts){.fps = o.fps, .with_context = !strcmp(o.with_context, "true"),
                                .fix_last_word = o.fix_last_word, .keep_last_words = !strcmp(o.last_words, "keep"),
                                .system_prompt = o.system_prompt,
@@ -227,6 +242,8 @@ int main(int argc, char **argv) {
     if (group) fprintf(stderr, "livecc-prep: rank %d: error: %s\n", rank, lcc_last_error());
     else fprintf(stderr, "livecc-prep: error: %s\n", lcc_last_error());
     if (group && group->world > 1) group->abort(group, 1);   // the other ranks would wait for this one
+  } else if (o.dry_run) {
+    print_plan(&st, rank, o.samples_per_shard);
   } else if (rank == 0) {
     lcc_prep_print_summary(&p, &st, stdout);
   }

@@ -31,6 +31,7 @@ typedef struct {
   int n_shards;
   char *todo;                 // [n_shards] 1: to be written by this rank in this run
   int unfinished;             // shards not finished when the run began (every rank's)
+  double index_seconds;       // opening the inputs (their seek index or a scan)
   pthread_mutex_t mu;         // guards everything below
   pthread_cond_t wake;        // a worker finished (or failed)
   pthread_cond_t memory;      // a sample finished: resident memory may have dropped (max_rss_mb)
@@ -633,7 +634,11 @@ static int setup(job *j, const lcc_prep_opts *o) {
   if (check_opts(o)) return -1;
   if (!(j->tk = lcc_tokenizer_load(o->tokenizer))) return -1;
   if (lcc_interleaver_init(&j->il, j->tk, &o->il)) return -1;
+  const double t0 = lcc_now();
   if (lcc_jsonl_open(&j->jl, o->inputs, o->n_inputs, g)) return -1;
+  j->index_seconds = lcc_now() - t0;
+  j->n_shards = (int)((j->jl.n + o->samples_per_shard - 1) / o->samples_per_shard);
+  if (o->plan_only) return 0;
   if (mkdirs(o->output) || (rank == 0 && check_settings(o))) return -1;   // only once the inputs are known to be good
   if (g) g->barrier(g);
   if (rank > 0 && check_settings(o)) return -1;
@@ -642,7 +647,6 @@ static int setup(job *j, const lcc_prep_opts *o) {
                              .fps = o->budget.fps, .frame_codec = o->codec, .jpeg_quality = o->jpeg_quality};
   memcpy(j->meta.image_mean, lcc_clip_mean, sizeof j->meta.image_mean);
   memcpy(j->meta.image_std, lcc_clip_std, sizeof j->meta.image_std);
-  j->n_shards = (int)((j->jl.n + o->samples_per_shard - 1) / o->samples_per_shard);
   j->todo = lcc_calloc((size_t)(j->n_shards > 0 ? j->n_shards : 1), 1);
   for (int k = 0; k < j->n_shards; k++) {
     const int unfinished = !shard_finished(j, k);
@@ -665,12 +669,17 @@ int lcc_prep_run(const lcc_prep_opts *o, lcc_prep_stats *st) {
   pthread_cond_init(&j.memory, NULL);
   int rc = setup(&j, o);
   const int root = lcc_group_rank(o->group) == 0;
-  if (!rc) {
+  if (!rc && o->plan_only) {
+    st->samples_in = j.jl.n, st->shards = j.n_shards, st->ranks = lcc_group_world(o->group);
+    st->index_seconds = j.index_seconds, st->indexed_files = 0;
+    for (int f = 0; f < j.jl.n_files; f++) st->indexed_files += j.jl.files[f].indexed;
+    st->peak_rss_mb = lcc_peak_rss_mb();
+  } else if (!rc) {
     st->shards = j.n_shards, st->ranks = lcc_group_world(o->group);
     st->shards_written = j.unfinished, st->shards_reused = j.n_shards - j.unfinished;
     rc = run_workers(&j);
   }
-  if (!rc) {   // every rank done; rank 0 reads their sidecars into the totals and the manifest
+  if (!rc && !o->plan_only) {   // every rank done; rank 0 reads their sidecars into the totals and the manifest
     lcc_progress_finish(&j.prog, progress_every(o), o->progress ? stderr : NULL);
     st->peak_rss_mb = root ? j.prog.peak_rss_mb : lcc_peak_rss_mb();
     st->rss_waits = j.rss_waits;

@@ -43,6 +43,7 @@ typedef struct {
   long max_rss_mb;             // resident memory of this process above which a worker waits for the others'
                                // samples to finish before it starts its next (0: no cap)
   const struct lcc_prep_group *group;   // the ranks of the job (group.h); NULL: this process alone
+  int plan_only;               // 1: open the inputs and count the shards, write nothing
 } lcc_prep_opts;
 
 typedef struct {
@@ -59,6 +60,8 @@ typedef struct {
   int ranks;
   int64_t peak_rss_mb;                 // the largest rank's peak resident memory (rank 0's summary)
   int64_t rss_waits;                   // samples whose start waited for memory (max_rss_mb), this rank
+  double index_seconds;                // plan_only: opening the inputs on this rank
+  int indexed_files;                   // plan_only: inputs with a seek index
 } lcc_prep_stats;
 
 // Runs the job. 0, or -1 with lcc_error() for what stops it (unreadable input, a wrong seek index, a shard
