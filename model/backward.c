@@ -37,23 +37,24 @@ static void decoder_backward(lcc_model *m) {
   stage_done(m, head, c->tie_word_embeddings ? 1 : 2);
 
   for (int l = c->num_layers - 1; l >= 0; l--) {
-    const int *ix = m->dec_idx[l];
+    const int *ix = m->dec_idx[l];   // for stage_done
+    const lcc_decoder_tensors w = lcc_decoder_of(m, l, lcc_w), g = lcc_decoder_of(m, l, lcc_g_any);
     void *x = a->x[l];
     if (m->recompute) lcc_decoder_layer_forward(m, l);   // rebuild this layer's activations from its input
     const lcc_layer_acts y = lcc_layer_acts_of(m, l);
     void *n1 = y.n1, *qkv = y.qkv, *att = y.att, *h = y.h, *n2 = y.n2, *gu = y.gu, *s = y.s;
     float *rstd1 = y.rstd1, *rstd2 = y.rstd2, *lse = y.lse;
     // MLP: out = h + down(swiglu(gate_up(rmsnorm(h))))
-    be->linear_bwd(be, a->d_a, lcc_g(m, ix[DL_DOWN_W]), NULL, a->d_res, s, lcc_w(m, ix[DL_DOWN_W]), T, I, C);       // d s [T,I]
-    be->swiglu_bwd(be, a->d_b, a->d_a, gu, T, I);                                                                 // d gu [T,2I]
-    be->linear_bwd(be, a->d_a, lcc_g(m, ix[DL_GATE_W]), NULL, a->d_b, n2, lcc_w(m, ix[DL_GATE_W]), T, C, 2 * I);   // d n2 [T,C]
-    be->rmsnorm_bwd(be, a->d_res, lcc_g(m, ix[DL_POST_NORM]), a->d_a, h, lcc_w(m, ix[DL_POST_NORM]), rstd2, T, C);   // d h
+    be->linear_bwd(be, a->d_a, g.down_w, NULL, a->d_res, s, w.down_w, T, I, C);              // d s [T,I]
+    be->swiglu_bwd(be, a->d_b, a->d_a, gu, T, I);                                            // d gu [T,2I]
+    be->linear_bwd(be, a->d_a, g.gate_up_w, NULL, a->d_b, n2, w.gate_up_w, T, C, 2 * I);     // d n2 [T,C]
+    be->rmsnorm_bwd(be, a->d_res, g.post_norm, a->d_a, h, w.post_norm, rstd2, T, C);         // d h [T,C]
     // attention: h = x + o(attn(rope(qkv(rmsnorm(x)))))
-    be->linear_bwd(be, a->d_a, lcc_g(m, ix[DL_O_W]), NULL, a->d_res, att, lcc_w(m, ix[DL_O_W]), T, HD, C);          // d att [T,HD]
-    be->attention_bwd(be, a->d_b, a->d_a, qkv, att, lse, a->tok_cu, m->cur_samples, T, Hq, Hkv, D, 1);            // d qkv [T,Q]
+    be->linear_bwd(be, a->d_a, g.o_w, NULL, a->d_res, att, w.o_w, T, HD, C);                 // d att [T,HD]
+    be->attention_bwd(be, a->d_b, a->d_a, qkv, att, lse, a->tok_cu, m->cur_samples, T, Hq, Hkv, D, 1);   // d qkv [T,Q]
     be->rope_bwd(be, a->d_b, a->cos, a->sin, T, Hq, Hkv, D);
-    be->linear_bwd(be, a->d_a, lcc_g(m, ix[DL_Q_W]), lcc_g(m, ix[DL_Q_B]), a->d_b, n1, lcc_w(m, ix[DL_Q_W]), T, C, Q); // d n1 [T,C]
-    be->rmsnorm_bwd(be, a->d_res, lcc_g(m, ix[DL_IN_NORM]), a->d_a, x, lcc_w(m, ix[DL_IN_NORM]), rstd1, T, C);      // d x
+    be->linear_bwd(be, a->d_a, g.qkv_w, g.qkv_b, a->d_b, n1, w.qkv_w, T, C, Q);              // d n1 [T,C]
+    be->rmsnorm_bwd(be, a->d_res, g.in_norm, a->d_a, x, w.in_norm, rstd1, T, C);             // d x [T,C]
     stage_done(m, ix, DL_COUNT);
   }
   // d_res = d x[0]: vision rows go to the merger output (and are cleared), the rest to the embedding table.
@@ -81,7 +82,8 @@ static void vision_backward(lcc_model *m) {
   stage_done(m, m->mg_idx, 6);
 
   for (int b = c->vit_depth - 1; b >= 0; b--) {
-    const int *ix = m->vit_idx[b];
+    const int *ix = m->vit_idx[b];   // for stage_done
+    const lcc_vit_tensors w = lcc_vit_of(m, b, lcc_w), g = lcc_vit_of(m, b, lcc_g_any);
     const size_t k = (size_t)b;
     void *x = a->vx[b];
     void *n1 = act_at(m, a->v_n1, k * NE), *qkv = act_at(m, a->v_qkv, k * 3 * NE), *att = act_at(m, a->v_att, k * NE);
@@ -90,16 +92,16 @@ static void vision_backward(lcc_model *m) {
     float *mean1 = a->v_mean1 + k * N, *rstd1 = a->v_rstd1 + k * N, *mean2 = a->v_mean2 + k * N, *rstd2 = a->v_rstd2 + k * N;
     float *lse = a->v_lse + k * (size_t)H * N;
     // MLP: out = h + fc2(quick_gelu(fc1(layernorm(h))))
-    be->linear_bwd(be, a->d_a, lcc_g(m, ix[VB_FC2_W]), lcc_g(m, ix[VB_FC2_B]), a->d_res, f2, lcc_w(m, ix[VB_FC2_W]), N, M, E);   // d f2 [N,M]
-    be->quick_gelu_bwd(be, a->d_b, a->d_a, f1, (size_t)N * M);                                                                   // d f1 [N,M]
-    be->linear_bwd(be, a->d_a, lcc_g(m, ix[VB_FC1_W]), lcc_g(m, ix[VB_FC1_B]), a->d_b, n2, lcc_w(m, ix[VB_FC1_W]), N, E, M);     // d n2 [N,E]
-    be->layernorm_bwd(be, a->d_res, lcc_g(m, ix[VB_NORM2_W]), lcc_g(m, ix[VB_NORM2_B]), a->d_a, h, lcc_w(m, ix[VB_NORM2_W]), mean2, rstd2, N, E);
+    be->linear_bwd(be, a->d_a, g.fc2_w, g.fc2_b, a->d_res, f2, w.fc2_w, N, M, E);                 // d f2 [N,M]
+    be->quick_gelu_bwd(be, a->d_b, a->d_a, f1, (size_t)N * M);                                  // d f1 [N,M]
+    be->linear_bwd(be, a->d_a, g.fc1_w, g.fc1_b, a->d_b, n2, w.fc1_w, N, E, M);                   // d n2 [N,E]
+    be->layernorm_bwd(be, a->d_res, g.norm2_w, g.norm2_b, a->d_a, h, w.norm2_w, mean2, rstd2, N, E);   // d h [N,E]
     // attention: h = x + proj(attn(rope(qkv(layernorm(x)))))
-    be->linear_bwd(be, a->d_a, lcc_g(m, ix[VB_PROJ_W]), lcc_g(m, ix[VB_PROJ_B]), a->d_res, att, lcc_w(m, ix[VB_PROJ_W]), N, E, E); // d att [N,E]
-    be->attention_bwd(be, a->d_b, a->d_a, qkv, att, lse, a->vit_cu, m->cur_blocks, N, H, H, Dv, 0);                             // d qkv [N,3E]
+    be->linear_bwd(be, a->d_a, g.proj_w, g.proj_b, a->d_res, att, w.proj_w, N, E, E);              // d att [N,E]
+    be->attention_bwd(be, a->d_b, a->d_a, qkv, att, lse, a->vit_cu, m->cur_blocks, N, H, H, Dv, 0);   // d qkv [N,3E]
     be->rope_bwd(be, a->d_b, a->v_cos, a->v_sin, N, H, H, Dv);
-    be->linear_bwd(be, a->d_a, lcc_g(m, ix[VB_QKV_W]), lcc_g(m, ix[VB_QKV_B]), a->d_b, n1, lcc_w(m, ix[VB_QKV_W]), N, E, 3 * E); // d n1 [N,E]
-    be->layernorm_bwd(be, a->d_res, lcc_g(m, ix[VB_NORM1_W]), lcc_g(m, ix[VB_NORM1_B]), a->d_a, x, lcc_w(m, ix[VB_NORM1_W]), mean1, rstd1, N, E);
+    be->linear_bwd(be, a->d_a, g.qkv_w, g.qkv_b, a->d_b, n1, w.qkv_w, N, E, 3 * E);                // d n1 [N,E]
+    be->layernorm_bwd(be, a->d_res, g.norm1_w, g.norm1_b, a->d_a, x, w.norm1_w, mean1, rstd1, N, E);   // d x [N,E]
     stage_done(m, ix, VB_COUNT);
   }
   be->linear_bwd(be, NULL, lcc_g(m, m->vit_idx_patch), NULL, a->d_res, a->v_pix, lcc_w(m, m->vit_idx_patch), N, P, E);

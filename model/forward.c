@@ -223,7 +223,7 @@ static void vision_forward(lcc_model *m) {
   const size_t NE = (size_t)N * E;
   be->linear_fwd(be, a->vx[0], a->v_pix, lcc_w(m, m->vit_idx_patch), NULL, N, P, E);   // PatchEmbed (Conv3d as linear)
   for (int b = 0; b < c->vit_depth; b++) {
-    const int *ix = m->vit_idx[b];
+    const lcc_vit_tensors w = lcc_vit_of(m, b, lcc_w);
     const size_t k = m->vision_trainable ? (size_t)b : 0;   // frozen: every block reuses one buffer set
     void *x = a->vx[m->vision_trainable ? b : b % 2], *out = a->vx[m->vision_trainable ? b + 1 : (b + 1) % 2];
     void *n1 = act_at(m, a->v_n1, k * NE), *qkv = act_at(m, a->v_qkv, k * 3 * NE), *att = act_at(m, a->v_att, k * NE);
@@ -231,17 +231,17 @@ static void vision_forward(lcc_model *m) {
     void *f1 = act_at(m, a->v_f1, k * N * (size_t)M), *f2 = act_at(m, a->v_f2, k * N * (size_t)M);
     float *mean1 = a->v_mean1 + k * N, *rstd1 = a->v_rstd1 + k * N, *mean2 = a->v_mean2 + k * N, *rstd2 = a->v_rstd2 + k * N;
     float *lse = a->v_lse + k * (size_t)H * N;
-    be->layernorm_fwd(be, n1, mean1, rstd1, x, lcc_w(m, ix[VB_NORM1_W]), lcc_w(m, ix[VB_NORM1_B]), N, E, eps);   // n1 [N,E]
-    be->linear_fwd(be, qkv, n1, lcc_w(m, ix[VB_QKV_W]), lcc_w(m, ix[VB_QKV_B]), N, E, 3 * E);                   // qkv [N,3E]
+    be->layernorm_fwd(be, n1, mean1, rstd1, x, w.norm1_w, w.norm1_b, N, E, eps);   // n1 [N,E]
+    be->linear_fwd(be, qkv, n1, w.qkv_w, w.qkv_b, N, E, 3 * E);                     // qkv [N,3E]
     be->rope_fwd(be, qkv, a->v_cos, a->v_sin, N, H, H, Dv);
-    be->attention_fwd(be, att, lse, qkv, a->vit_cu, m->cur_blocks, N, H, H, Dv, 0);                               // att [N,E]
-    be->linear_fwd(be, h, att, lcc_w(m, ix[VB_PROJ_W]), lcc_w(m, ix[VB_PROJ_B]), N, E, E);
-    be->add(be, h, h, x, NE);                                                                                    // h = x + proj(att)
-    be->layernorm_fwd(be, n2, mean2, rstd2, h, lcc_w(m, ix[VB_NORM2_W]), lcc_w(m, ix[VB_NORM2_B]), N, E, eps);
-    be->linear_fwd(be, f1, n2, lcc_w(m, ix[VB_FC1_W]), lcc_w(m, ix[VB_FC1_B]), N, E, M);                        // f1 [N,M]
-    be->quick_gelu_fwd(be, f2, f1, (size_t)N * M);
-    be->linear_fwd(be, out, f2, lcc_w(m, ix[VB_FC2_W]), lcc_w(m, ix[VB_FC2_B]), N, M, E);
-    be->add(be, out, out, h, NE);                                                                                // out = h + mlp
+    be->attention_fwd(be, att, lse, qkv, a->vit_cu, m->cur_blocks, N, H, H, Dv, 0); // att [N,E]
+    be->linear_fwd(be, h, att, w.proj_w, w.proj_b, N, E, E);
+    be->add(be, h, h, x, NE);                                                       // h = x + proj(att)
+    be->layernorm_fwd(be, n2, mean2, rstd2, h, w.norm2_w, w.norm2_b, N, E, eps);    // n2 [N,E]
+    be->linear_fwd(be, f1, n2, w.fc1_w, w.fc1_b, N, E, M);                          // f1 [N,M]
+    be->quick_gelu_fwd(be, f2, f1, (size_t)N * M);                                  // f2 [N,M]
+    be->linear_fwd(be, out, f2, w.fc2_w, w.fc2_b, N, M, E);
+    be->add(be, out, out, h, NE);                                                   // out = h + mlp
   }
   // PatchMerger: LayerNorm per patch, then each merge window's U consecutive rows as one [U*E] row.
   void *xv = a->vx[m->vision_trainable ? c->vit_depth : c->vit_depth % 2];
@@ -272,20 +272,20 @@ void lcc_decoder_layer_forward(lcc_model *m, int l) {
   const int Hq = c->num_heads, Hkv = c->num_kv_heads, HD = Hq * D, Q = HD + 2 * Hkv * D;
   const float eps = c->rms_norm_eps;
   const size_t TC = (size_t)T * C;
-  const int *ix = m->dec_idx[l];
+  const lcc_decoder_tensors w = lcc_decoder_of(m, l, lcc_w);
   const lcc_layer_acts y = lcc_layer_acts_of(m, l);
   void *x = a->x[l], *out = a->x[l + 1];
-  be->rmsnorm_fwd(be, y.n1, y.rstd1, x, lcc_w(m, ix[DL_IN_NORM]), T, C, eps);                        // n1 [T,C]
-  be->linear_fwd(be, y.qkv, y.n1, lcc_w(m, ix[DL_Q_W]), lcc_w(m, ix[DL_Q_B]), T, C, Q);             // qkv [T,Q]
-  be->rope_fwd(be, y.qkv, a->cos, a->sin, T, Hq, Hkv, D);                                          // M-RoPE
-  be->attention_fwd(be, y.att, y.lse, y.qkv, a->tok_cu, m->cur_samples, T, Hq, Hkv, D, 1);         // att [T,HD]
-  be->linear_fwd(be, y.h, y.att, lcc_w(m, ix[DL_O_W]), NULL, T, HD, C);
-  be->add(be, y.h, y.h, x, TC);                                                                    // h = x + o(att)
-  be->rmsnorm_fwd(be, y.n2, y.rstd2, y.h, lcc_w(m, ix[DL_POST_NORM]), T, C, eps);
-  be->linear_fwd(be, y.gu, y.n2, lcc_w(m, ix[DL_GATE_W]), NULL, T, C, 2 * I);                      // gu [T,2I]
-  be->swiglu_fwd(be, y.s, y.gu, T, I);                                                             // s [T,I]
-  be->linear_fwd(be, out, y.s, lcc_w(m, ix[DL_DOWN_W]), NULL, T, I, C);
-  be->add(be, out, out, y.h, TC);                                                                  // out = h + mlp
+  be->rmsnorm_fwd(be, y.n1, y.rstd1, x, w.in_norm, T, C, eps);                              // n1 [T,C]
+  be->linear_fwd(be, y.qkv, y.n1, w.qkv_w, w.qkv_b, T, C, Q);                               // qkv [T,Q]
+  be->rope_fwd(be, y.qkv, a->cos, a->sin, T, Hq, Hkv, D);                                   // M-RoPE
+  be->attention_fwd(be, y.att, y.lse, y.qkv, a->tok_cu, m->cur_samples, T, Hq, Hkv, D, 1);  // att [T,HD]
+  be->linear_fwd(be, y.h, y.att, w.o_w, NULL, T, HD, C);
+  be->add(be, y.h, y.h, x, TC);                                                             // h = x + o(att)
+  be->rmsnorm_fwd(be, y.n2, y.rstd2, y.h, w.post_norm, T, C, eps);                          // n2 [T,C]
+  be->linear_fwd(be, y.gu, y.n2, w.gate_up_w, NULL, T, C, 2 * I);                           // gu [T,2I]
+  be->swiglu_fwd(be, y.s, y.gu, T, I);                                                      // s [T,I]
+  be->linear_fwd(be, out, y.s, w.down_w, NULL, T, I, C);
+  be->add(be, out, out, y.h, TC);                                                           // out = h + mlp
 }
 
 static void decoder_forward(lcc_model *m) {

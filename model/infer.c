@@ -125,19 +125,19 @@ int lcc_infer_append(lcc_infer *s, const int32_t *ids, int n, const lcc_vision_i
   if (n_vis) be->scatter_rows_fwd(be, s->x, m->acts.mg_out, s->rows, n_vis, C);
   const int Tc = s->n + n;
   for (int l = 0; l < c->num_layers; l++) {
-    const int *ix = m->dec_idx[l];
-    be->rmsnorm_fwd(be, s->t1, s->rstd, s->x, lcc_w(m, ix[DL_IN_NORM]), n, C, eps);          // t1 = n1 [n,C]
-    be->linear_fwd(be, s->qkv, s->t1, lcc_w(m, ix[DL_Q_W]), lcc_w(m, ix[DL_Q_B]), n, C, Q);  // qkv [n,Q]
+    const lcc_decoder_tensors w = lcc_decoder_of(m, l, lcc_w);
+    be->rmsnorm_fwd(be, s->t1, s->rstd, s->x, w.in_norm, n, C, eps);                         // t1 = n1 [n,C]
+    be->linear_fwd(be, s->qkv, s->t1, w.qkv_w, w.qkv_b, n, C, Q);                            // qkv [n,Q]
     be->rope_fwd(be, s->qkv, s->cos, s->sin, n, Hq, Hkv, D);
     be->copy_rows(be, act_at(m, s->k[l], (size_t)s->n * KV), KV, act_at(m, s->qkv, HD), Q, n, KV);       // cache k
     be->copy_rows(be, act_at(m, s->v[l], (size_t)s->n * KV), KV, act_at(m, s->qkv, HD + KV), Q, n, KV);  // cache v
     be->attention_cached(be, s->att, s->qkv, Q, s->k[l], s->v[l], n, Tc, Hq, Hkv, D);        // att [n,HD]
-    be->linear_fwd(be, s->h, s->att, lcc_w(m, ix[DL_O_W]), NULL, n, HD, C);
+    be->linear_fwd(be, s->h, s->att, w.o_w, NULL, n, HD, C);                                 // h [n,C]
     be->add(be, s->h, s->h, s->x, (size_t)n * C);                                             // h = x + o(att)
-    be->rmsnorm_fwd(be, s->t1, s->rstd, s->h, lcc_w(m, ix[DL_POST_NORM]), n, C, eps);        // t1 = n2
-    be->linear_fwd(be, s->gu, s->t1, lcc_w(m, ix[DL_GATE_W]), NULL, n, C, 2 * I);            // gu [n,2I]
-    be->swiglu_fwd(be, s->s, s->gu, n, I);
-    be->linear_fwd(be, s->t1, s->s, lcc_w(m, ix[DL_DOWN_W]), NULL, n, I, C);
+    be->rmsnorm_fwd(be, s->t1, s->rstd, s->h, w.post_norm, n, C, eps);                       // t1 = n2
+    be->linear_fwd(be, s->gu, s->t1, w.gate_up_w, NULL, n, C, 2 * I);                        // gu [n,2I]
+    be->swiglu_fwd(be, s->s, s->gu, n, I);                                                   // s [n,I]
+    be->linear_fwd(be, s->t1, s->s, w.down_w, NULL, n, I, C);                                // t1 = mlp [n,C]
     be->add(be, s->x, s->t1, s->h, (size_t)n * C);                                            // x = h + mlp
   }
   // the next-token logits of the last appended token
