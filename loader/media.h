@@ -61,6 +61,13 @@ int lcc_image_read(const char *path, const lcc_video_budget *b, lcc_frames *out)
 // Bicubic resize of one RGB24 picture (a = -0.5, antialiased when shrinking: the kernel widens by the
 // scale factor), as PIL / torchvision bicubic with antialias=True; rounds and clamps to 0..255.
 void lcc_resize_bicubic(const uint8_t *src, int h, int w, uint8_t *dst, int oh, int ow);
+// The same resize as a plan for many pictures of one size (taps and scratch made once, as a clip's frames
+// need): new, then run per picture (source rows src_stride bytes apart), then free. Same bytes as
+// lcc_resize_bicubic, which is new + run + free.
+typedef struct lcc_resizer lcc_resizer;
+lcc_resizer *lcc_resizer_new(int h, int w, int oh, int ow);
+void lcc_resizer_run(lcc_resizer *r, const uint8_t *src, size_t src_stride, uint8_t *dst);
+void lcc_resizer_free(lcc_resizer *r);
 // The same resize as PIL computes it (8-bit rounding after each pass): LiveCC's still-image path.
 // lcc_resize_bicubic follows torchvision (float, one rounding), LiveCC's video path; see resize.c.
 void lcc_resize_bicubic_pil(const uint8_t *src, int h, int w, uint8_t *dst, int oh, int ow);

@@ -2,6 +2,8 @@
 //  1. demux only (no decoding): every frame's presentation timestamp, as decord indexes a video;
 //  2. pick the frames (strict fps or uniform), size the clip, then decode from the keyframe before the first
 //     pick and convert + resize each picked frame as it comes out, so only one full-size frame is ever held.
+//     Frames that are neither picked nor used as a reference by any other frame are not decoded at all
+//     (skip_allowed: the picked frames are the same bytes as with every frame decoded).
 //
 // Frame end times follow decord's _frame_pts[:, 1]: (packet pts + packet duration - stream start) * time
 // base, rounded to float32 (decord stores them as float32, and LiveCC compares those values). When a packet
@@ -42,6 +44,7 @@ typedef struct {
   AVFormatContext *fmt;
   AVCodecContext *dec;
   int si;   // the video stream's index
+  int pts_missing;   // frames whose packet had no pts (the index took the dts)
 } video;
 
 typedef struct {
@@ -117,6 +120,7 @@ static int video_index(video *v, frame_time **out, int *n_out, int *packets) {
     if (pkt->stream_index == v->si) ++*packets;
     if (pkt->stream_index == v->si && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
       int64_t pts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+      v->pts_missing += pkt->pts == AV_NOPTS_VALUE;
       if (pts == AV_NOPTS_VALUE) {
         av_packet_unref(pkt);
         break;   // reported below
@@ -224,22 +228,29 @@ typedef struct {
   int T, next;        // picks, and the first one not yet filled
   int oh, ow;
   uint8_t *out;       // [T, oh, ow, 3]
-  uint8_t *rgb;       // [h, w, 3] the current frame at source size
-  size_t rgb_cap;
+  uint8_t *rgb;       // [h, stride] the current frame at source size (av_malloc, padded rows)
+  size_t rgb_cap, stride;
   struct SwsContext *sws;
+  lcc_resizer *rs;    // the resize of rs_h x rs_w frames to oh x ow
+  int rs_h, rs_w;
+  const uint8_t *picked;   // [n] 1 for the ft indices in sel
+  int skip;           // skip decoding non-reference frames that are not picked (see skip_allowed)
+  int unsure;         // skipping, a frame came out without a pts: stop, and decode in full instead
   int failed;         // a frame could not be converted (lcc_error says why): stop
 } picker;
 
 // The frame at source size in RGB24 (the colour matrix and range the stream declares, as ffmpeg's scale
-// filter uses by default).
+// filter uses by default), into padded rows that the resize reads in place.
 static int frame_to_rgb(picker *p, const AVFrame *fr) {
-  size_t need = (size_t)fr->width * fr->height * 3;
+  p->stride = lcc_av_rgb_stride(fr->width, AV_PIX_FMT_RGB24);
+  size_t need = p->stride * fr->height;
   if (need > p->rgb_cap) {
-    free(p->rgb);
-    p->rgb = lcc_malloc(need);
+    av_free(p->rgb);
+    p->rgb = av_malloc(need);
+    LCC_CHECK(p->rgb, "out of memory converting a %dx%d picture", fr->width, fr->height);
     p->rgb_cap = need;
   }
-  return lcc_av_frame_to_rgb(fr, AV_PIX_FMT_RGB24, SWS_BICUBIC, p->rgb, &p->sws);
+  return lcc_av_frame_to_rgb_rows(fr, AV_PIX_FMT_RGB24, SWS_BICUBIC, p->rgb, p->stride, &p->sws);
 }
 
 static int find_pts(const frame_time *ft, int n, int64_t pts) {
@@ -253,8 +264,53 @@ static int find_pts(const frame_time *ft, int n, int64_t pts) {
   return -1;
 }
 
+// Whether pass 2 may skip frames no pick needs. A frame that no other frame predicts from can be left
+// undecoded when it is not picked itself, and the others come out bit for bit as in a full decode: the
+// decoder's AVDISCARD_NONREF, set per packet, drops exactly those frames (H.264: nal_ref_idc 0; HEVC:
+// sub-layer non-reference NAL types, truly unreferenced when the stream has one temporal sub-layer, as its
+// hvcC record says; MPEG-1/2/4 part 2, H.263: B-pictures). Only for decoders that honour it on the packet
+// just sent, with one temporal layer for HEVC, and only when every packet has its own pts: a decoded frame
+// then carries the pts of the packet it came from, so the frame a packet makes is known before decoding it
+// (frames without one are named by the dts of the packet that happens to push them out, which skipping
+// changes: AVI with B-frames). A frame without a pts while skipping sends the clip to the full decode.
+// LCC_MEDIA_FULL_DECODE=1 turns skipping off (tests, debugging).
+static int skip_allowed(const video *v) {
+  const char *full = getenv("LCC_MEDIA_FULL_DECODE");
+  if ((full && *full && strcmp(full, "0")) || v->pts_missing) return 0;
+  const AVCodecParameters *par = v->fmt->streams[v->si]->codecpar;
+  // Where a frame may be coded as two field pictures in two packets (H.264, MPEG-2; their decoders report
+  // a progressive stream from the sequence header), the second field's packet has a pts of its own that no
+  // output frame carries: only progressive streams qualify. HEVC codes fields as pictures of their own.
+  int progressive = par->field_order == AV_FIELD_PROGRESSIVE;
+  switch (par->codec_id) {
+    case AV_CODEC_ID_MPEG1VIDEO:
+    case AV_CODEC_ID_MPEG4:   // interlace in MPEG-4 part 2 is within frame pictures
+    case AV_CODEC_ID_H263:
+      return 1;
+    case AV_CODEC_ID_H264:
+    case AV_CODEC_ID_MPEG2VIDEO:
+      return progressive;
+    case AV_CODEC_ID_HEVC:   // hvcC: configurationVersion 1; byte 21 = frame rate (2), numTemporalLayers (3), ...
+      return par->extradata_size >= 23 && par->extradata[0] == 1 && ((par->extradata[21] >> 3) & 7) == 1;
+    default:
+      return 0;
+  }
+}
+
+// The decoder's discard level for the next packet: everything decodes when the packet's frame is picked (or
+// not in the index, or skipping is off); otherwise a non-reference frame is dropped.
+static enum AVDiscard packet_discard(const picker *p, const AVPacket *pkt) {
+  if (!p->skip || pkt->pts == AV_NOPTS_VALUE) return AVDISCARD_DEFAULT;
+  int k = find_pts(p->ft, p->n, pkt->pts);
+  return k < 0 || p->picked[k] ? AVDISCARD_DEFAULT : AVDISCARD_NONREF;
+}
+
 // A decoded frame: if it is the next pick, convert and resize it into every output slot that picks it.
 static void take_frame(picker *p, const AVFrame *fr) {
+  if (p->skip && fr->pts == AV_NOPTS_VALUE) {   // see skip_allowed
+    p->unsure = 1;
+    return;
+  }
   int64_t pts = fr->pts != AV_NOPTS_VALUE ? fr->pts : fr->best_effort_timestamp;
   int k = find_pts(p->ft, p->n, pts);
   if (k < 0 || p->next >= p->T || p->sel[p->next] != k) return;
@@ -264,13 +320,18 @@ static void take_frame(picker *p, const AVFrame *fr) {
   }
   size_t frame_bytes = (size_t)p->oh * p->ow * 3;
   uint8_t *first = p->out + p->next * frame_bytes;
-  lcc_resize_bicubic(p->rgb, fr->height, fr->width, first, p->oh, p->ow);
+  if (!p->rs || p->rs_h != fr->height || p->rs_w != fr->width) {   // a stream may change size midway
+    lcc_resizer_free(p->rs);
+    p->rs = lcc_resizer_new(fr->height, fr->width, p->oh, p->ow);
+    p->rs_h = fr->height, p->rs_w = fr->width;
+  }
+  lcc_resizer_run(p->rs, p->rgb, p->stride, first);
   for (p->next++; p->next < p->T && p->sel[p->next] == k; p->next++)
     memcpy(p->out + p->next * frame_bytes, first, frame_bytes);
 }
 
 static void drain(video *v, picker *p, AVFrame *fr) {
-  while (p->next < p->T && !p->failed && avcodec_receive_frame(v->dec, fr) >= 0) {
+  while (p->next < p->T && !p->failed && !p->unsure && avcodec_receive_frame(v->dec, fr) >= 0) {
     take_frame(p, fr);
     av_frame_unref(fr);
   }
@@ -286,12 +347,18 @@ static int decode_picks(video *v, picker *p, int64_t from_pts) {
   AVPacket *pkt = av_packet_alloc();
   AVFrame *fr = av_frame_alloc();
   LCC_CHECK(pkt && fr, "av_packet_alloc/av_frame_alloc failed");
-  while (p->next < p->T && !p->failed && av_read_frame(v->fmt, pkt) >= 0) {
+  while (p->next < p->T && !p->failed && !p->unsure && av_read_frame(v->fmt, pkt) >= 0) {
     // A packet the decoder rejects is skipped; a pick it would have produced stays unfilled and is reported.
-    if (pkt->stream_index == v->si && avcodec_send_packet(v->dec, pkt) >= 0) drain(v, p, fr);
+    // Every frame out so far has been drained, so the decoder decodes this packet before send returns and
+    // the discard level set here applies to it.
+    if (pkt->stream_index == v->si) {
+      v->dec->skip_frame = packet_discard(p, pkt);
+      if (avcodec_send_packet(v->dec, pkt) >= 0) drain(v, p, fr);
+    }
     av_packet_unref(pkt);
   }
-  if (p->next < p->T && !p->failed && avcodec_send_packet(v->dec, NULL) >= 0) drain(v, p, fr);
+  v->dec->skip_frame = AVDISCARD_DEFAULT;
+  if (p->next < p->T && !p->failed && !p->unsure && avcodec_send_packet(v->dec, NULL) >= 0) drain(v, p, fr);
   av_frame_free(&fr);
   av_packet_free(&pkt);
   return p->next;
@@ -305,14 +372,17 @@ static int prefix_path(const char *path) {
 }
 
 // Decode the picks into out: first by seeking to the first pick; if that misses any (an inexact seek
-// index), once more from the start of a freshly opened file.
+// index, or a frame that skipping cannot place), once more from the start of a freshly opened file,
+// decoding every frame.
 static int decode_clip(video *v, picker *p) {
-  if (decode_picks(v, p, p->ft[p->sel[0]].pts) == p->T) return 0;
+  p->skip = skip_allowed(v);
+  if (decode_picks(v, p, p->ft[p->sel[0]].pts) == p->T && !p->unsure) return 0;
   if (p->failed) return prefix_path(v->path);
   const char *path = v->path;
   video_close(v);
   if (video_open(path, v)) return -1;
   p->next = 0;
+  p->skip = p->unsure = 0;
   if (decode_picks(v, p, AV_NOPTS_VALUE) == p->T) return 0;
   if (p->failed) return prefix_path(v->path);
   const frame_time *miss = &p->ft[p->sel[p->next]];
@@ -333,11 +403,15 @@ static int read_picks(video *v, const frame_time *ft, int n, double start, doubl
     free(sel);
     return prefix_path(v->path);
   }
-  picker p = {.ft = ft, .n = n, .sel = sel, .T = T, .oh = oh, .ow = ow};
+  uint8_t *picked = lcc_calloc(n, 1);
+  for (int i = 0; i < T; i++) picked[sel[i]] = 1;
+  picker p = {.ft = ft, .n = n, .sel = sel, .T = T, .oh = oh, .ow = ow, .picked = picked};
   p.out = lcc_malloc((size_t)T * oh * ow * 3);
   int rc = decode_clip(v, &p);
-  free(p.rgb);
+  av_free(p.rgb);
   sws_freeContext(p.sws);
+  lcc_resizer_free(p.rs);
+  free(picked);
   if (rc == 0) {
     *out = (lcc_frames){.T = T, .h = oh, .w = ow, .rgb = p.out, .pts = lcc_malloc(sizeof(double) * T)};
     for (int i = 0; i < T; i++) out->pts[i] = ft[sel[i]].end;

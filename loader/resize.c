@@ -17,6 +17,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE4_1__) || defined(__FMA__) || defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #include "media.h"
 #include "util.h"
@@ -120,48 +123,97 @@ static void taps_pil(int in, int out, taps *t) {
   free(w);
 }
 
-// Width pass: [h, w, 3] uint8 -> [h, ow, 3] float. Each sum runs in tap order with fused multiply-adds, as
-// ATen's compiled loop does (this makes us bit-exact with torchvision on x86-64; see tests/loader).
-static void pass_u8_to_f(const uint8_t *src, int h, int w, const taps *t, int ow, float *dst) {
-  float *line = lcc_malloc(sizeof(float) * w * 3);   // [w, 3] one source row as float
-  for (int y = 0; y < h; y++) {
-    const uint8_t *in = src + (size_t)y * w * 3;
-    for (int i = 0; i < w * 3; i++) line[i] = in[i];
-    float *o = dst + (size_t)y * ow * 3;
-    for (int x = 0; x < ow; x++) {
-      const float *wt = t->wf + (size_t)x * t->k;
-      const float *s = line + (size_t)t->lo[x] * 3;
-      float r = s[0] * wt[0], g = s[1] * wt[0], b = s[2] * wt[0];   // three independent chains
-      for (int j = 1; j < t->n[x]; j++) {
-        r = fmaf(s[j * 3], wt[j], r);
-        g = fmaf(s[j * 3 + 1], wt[j], g);
-        b = fmaf(s[j * 3 + 2], wt[j], b);
-      }
-      o[x * 3] = r, o[x * 3 + 1] = g, o[x * 3 + 2] = b;
-    }
+// The torchvision resize as a plan made once per clip (taps and scratch rows reused for every frame; a
+// fresh 3 MB float buffer per frame cost more in page faults than the arithmetic). Output rows are made one
+// at a time: each needs the width-pass rows lo[y] .. lo[y] + n[y] - 1, made on first use (they stay cached
+// for the neighbouring output rows), then its height-pass row, then round and clamp. Every value is the
+// same float operation in the same order as ATen's two passes, so the bytes do not depend on this order.
+struct lcc_resizer {
+  int h, w, oh, ow;
+  taps tx, ty;      // tx when w != ow, ty when h != oh
+  float *line;      // [w * 3 + pad] one source row as float, zero padded
+  float *mid;       // [h, ow * 3 + 4] width-pass rows (w != ow)
+  float *acc;       // [ow * 3 + 4] one height-pass row
+  int mid_done;     // width-pass rows made for the current frame
+  size_t mid_row;   // floats per mid row
+};
+
+lcc_resizer *lcc_resizer_new(int h, int w, int oh, int ow) {
+  lcc_resizer *r = lcc_calloc(1, sizeof(*r));
+  r->h = h, r->w = w, r->oh = oh, r->ow = ow;
+  r->mid_row = (size_t)ow * 3 + 4;
+  if (w != ow) {
+    taps_torch(w, ow, &r->tx);
+    // The vector width pass reads 4 floats per tap (one past the pixel) and runs both pixels of a pair over
+    // the longer of their windows: pad by k pixels and more, zeros, so every read is inside and finite.
+    r->line = lcc_calloc((size_t)(w + r->tx.k + 2) * 3, sizeof(float));
+    r->mid = lcc_malloc(sizeof(float) * r->mid_row * (h ? h : 1));
   }
-  free(line);
+  if (h != oh) taps_torch(h, oh, &r->ty);
+  r->acc = lcc_calloc(r->mid_row, sizeof(float));
+  return r;
 }
 
-// Height pass over rows of `row` values: float rows (the width pass's output) or, with no width pass, the
-// uint8 source. Tap-outer loops keep the rows contiguous; each element still sums in tap order.
-static void pass_rows_f(const float *src, const uint8_t *src8, size_t row, const taps *t, int oh, float *dst) {
-  for (int y = 0; y < oh; y++) {
-    const float *wt = t->wf + (size_t)y * t->k;
-    float *o = dst + (size_t)y * row;
-    for (int j = 0; j < t->n[y]; j++) {
-      size_t base = (size_t)(t->lo[y] + j) * row;
-      if (src) {
-        const float *s = src + base;
-        if (j == 0) for (size_t i = 0; i < row; i++) o[i] = s[i] * wt[0];
-        else for (size_t i = 0; i < row; i++) o[i] = fmaf(s[i], wt[j], o[i]);
-      } else {
-        const uint8_t *s = src8 + base;
-        if (j == 0) for (size_t i = 0; i < row; i++) o[i] = (float)s[i] * wt[0];
-        else for (size_t i = 0; i < row; i++) o[i] = fmaf((float)s[i], wt[j], o[i]);
-      }
-    }
+void lcc_resizer_free(lcc_resizer *r) {
+  if (!r) return;
+  if (r->w != r->ow) taps_free(&r->tx);
+  if (r->h != r->oh) taps_free(&r->ty);
+  free(r->line);
+  free(r->mid);
+  free(r->acc);
+  free(r);
+}
+
+// Width pass of one row: [w, 3] uint8 -> [ow, 3] float (+ 1 float of scratch past the end). Each sum runs
+// in tap order, a product first and then fused multiply-adds, as ATen's compiled loop does (this makes us
+// bit-exact with torchvision on x86-64; see tests/loader). The vector form keeps a pixel's r, g, b (and one
+// lane of scratch) in one register: the same three chains.
+static void width_row(lcc_resizer *r, const uint8_t *in, float *o) {
+  const taps *t = &r->tx;
+  float *restrict line = r->line;
+  const int w = r->w, ow = r->ow, k = t->k;
+  const int *restrict lo = t->lo, *restrict n = t->n;
+  const float *restrict wf = t->wf;
+  for (int i = 0; i < w * 3; i++) line[i] = in[i];
+  int x = 0;
+#if defined(__AVX__) && defined(__FMA__)
+  // Two pixels per register, [r g b . | r g b .]; the shorter window of a pair runs on with its weights past
+  // n, which are 0: fma(s, 0, a) adds a signed zero, which leaves a nonzero sum as it is (and a zero sum
+  // rounds to 0 either way), so the bytes are those of the scalar loop below.
+  for (; x + 1 < ow; x += 2) {
+    const float *w0 = wf + (size_t)x * k, *w1 = w0 + k;
+    const float *s0 = line + (size_t)lo[x] * 3, *s1 = line + (size_t)lo[x + 1] * 3;
+    int m = n[x] > n[x + 1] ? n[x] : n[x + 1];
+    __m256 a = _mm256_mul_ps(_mm256_loadu2_m128(s1, s0),
+                             _mm256_set_m128(_mm_broadcast_ss(w1), _mm_broadcast_ss(w0)));
+    for (int j = 1; j < m; j++)
+      a = _mm256_fmadd_ps(_mm256_loadu2_m128(s1 + 3 * j, s0 + 3 * j),
+                          _mm256_set_m128(_mm_broadcast_ss(w1 + j), _mm_broadcast_ss(w0 + j)), a);
+    _mm_storeu_ps(o + 3 * x, _mm256_castps256_ps128(a));
+    _mm_storeu_ps(o + 3 * x + 3, _mm256_extractf128_ps(a, 1));
   }
+#endif
+#if defined(__FMA__)
+  for (; x < ow; x++) {
+    const float *wt = wf + (size_t)x * k;
+    const float *s = line + (size_t)lo[x] * 3;
+    __m128 a = _mm_mul_ps(_mm_loadu_ps(s), _mm_set1_ps(wt[0]));
+    for (int j = 1; j < n[x]; j++) a = _mm_fmadd_ps(_mm_loadu_ps(s + 3 * j), _mm_set1_ps(wt[j]), a);
+    _mm_storeu_ps(o + 3 * x, a);
+  }
+#else
+  for (; x < ow; x++) {
+    const float *wt = wf + (size_t)x * k;
+    const float *s = line + (size_t)lo[x] * 3;
+    float rr = s[0] * wt[0], g = s[1] * wt[0], b = s[2] * wt[0];   // three independent chains
+    for (int j = 1; j < n[x]; j++) {
+      rr = fmaf(s[j * 3], wt[j], rr);
+      g = fmaf(s[j * 3 + 1], wt[j], g);
+      b = fmaf(s[j * 3 + 2], wt[j], b);
+    }
+    o[x * 3] = rr, o[x * 3 + 1] = g, o[x * 3 + 2] = b;
+  }
+#endif
 }
 
 static uint8_t round_clamp(float v) {
@@ -170,31 +222,73 @@ static uint8_t round_clamp(float v) {
   return (uint8_t)nearbyintf(v);   // round half to even, as torch.round
 }
 
-void lcc_resize_bicubic(const uint8_t *src, int h, int w, uint8_t *dst, int oh, int ow) {
-  size_t n = (size_t)oh * ow * 3;
-  if (h == oh && w == ow) {
-    memcpy(dst, src, n);
+// Clamp to [0, 255] and round half to even (cvtps rounds to nearest even under the default MXCSR, as
+// nearbyintf does), n values.
+static void round_row(const float *v, size_t n, uint8_t *dst) {
+  size_t i = 0;
+#if defined(__SSE4_1__)
+  const __m128 lo = _mm_setzero_ps(), hi = _mm_set1_ps(255.0f);
+  for (; i + 16 <= n; i += 16) {
+    __m128i q[4];
+    for (int k = 0; k < 4; k++)
+      q[k] = _mm_cvtps_epi32(_mm_min_ps(_mm_max_ps(_mm_loadu_ps(v + i + 4 * k), lo), hi));
+    __m128i w = _mm_packus_epi16(_mm_packus_epi32(q[0], q[1]), _mm_packus_epi32(q[2], q[3]));
+    _mm_storeu_si128((__m128i *)(dst + i), w);
+  }
+#endif
+  for (; i < n; i++) dst[i] = round_clamp(v[i]);
+}
+
+// Height pass of output row y over rows of `row` values: width-pass rows, or with no width pass the uint8
+// source rows. Tap-outer loops keep the rows contiguous; each element still sums in tap order.
+static void height_row(lcc_resizer *r, const uint8_t *src, size_t stride, int y, float *o) {
+  const taps *t = &r->ty;
+  const float *wt = t->wf + (size_t)y * t->k;
+  size_t row = (size_t)r->ow * 3;
+  for (int j = 0; j < t->n[y]; j++) {
+    int sy = t->lo[y] + j;
+    if (r->mid) {
+      const float *s = r->mid + (size_t)sy * r->mid_row;
+      if (j == 0) for (size_t i = 0; i < row; i++) o[i] = s[i] * wt[0];
+      else for (size_t i = 0; i < row; i++) o[i] = fmaf(s[i], wt[j], o[i]);
+    } else {
+      const uint8_t *s = src + (size_t)sy * stride;
+      if (j == 0) for (size_t i = 0; i < row; i++) o[i] = (float)s[i] * wt[0];
+      else for (size_t i = 0; i < row; i++) o[i] = fmaf((float)s[i], wt[j], o[i]);
+    }
+  }
+}
+
+// Width-pass rows up to (not including) `upto`.
+static void make_mid(lcc_resizer *r, const uint8_t *src, size_t stride, int upto) {
+  for (; r->mid_done < upto; r->mid_done++)
+    width_row(r, src + (size_t)r->mid_done * stride, r->mid + (size_t)r->mid_done * r->mid_row);
+}
+
+void lcc_resizer_run(lcc_resizer *r, const uint8_t *src, size_t src_stride, uint8_t *dst) {
+  size_t row = (size_t)r->ow * 3;
+  if (r->h == r->oh && r->w == r->ow) {
+    for (int y = 0; y < r->h; y++) memcpy(dst + y * row, src + y * src_stride, row);
     return;
   }
-  float *mid = NULL;   // [h, ow, 3] after the width pass
-  if (w != ow) {
-    taps tx;
-    taps_torch(w, ow, &tx);
-    mid = lcc_malloc(sizeof(float) * (size_t)h * ow * 3);
-    pass_u8_to_f(src, h, w, &tx, ow, mid);
-    taps_free(&tx);
+  r->mid_done = 0;
+  for (int y = 0; y < r->oh; y++) {
+    const float *v = r->acc;
+    if (r->h != r->oh) {
+      if (r->mid) make_mid(r, src, src_stride, r->ty.lo[y] + r->ty.n[y]);
+      height_row(r, src, src_stride, y, r->acc);
+    } else {
+      make_mid(r, src, src_stride, y + 1);
+      v = r->mid + (size_t)y * r->mid_row;
+    }
+    round_row(v, row, dst + y * row);
   }
-  float *out = mid;   // [oh, ow, 3]
-  if (h != oh) {
-    taps ty;
-    taps_torch(h, oh, &ty);
-    out = lcc_malloc(sizeof(float) * n);
-    pass_rows_f(mid, mid ? NULL : src, (size_t)ow * 3, &ty, oh, out);
-    taps_free(&ty);
-  }
-  for (size_t i = 0; i < n; i++) dst[i] = round_clamp(out[i]);
-  if (out != mid) free(out);
-  free(mid);
+}
+
+void lcc_resize_bicubic(const uint8_t *src, int h, int w, uint8_t *dst, int oh, int ow) {
+  lcc_resizer *r = lcc_resizer_new(h, w, oh, ow);
+  lcc_resizer_run(r, src, (size_t)w * 3, dst);
+  lcc_resizer_free(r);
 }
 
 // PIL's clip8: drop the fraction bits (the accumulator started at one half), clamp to 0..255.

@@ -8,6 +8,7 @@ lcc_test(test_media_jpeg SOURCES test_media_jpeg.c LIBS lcc_media_testlib LABELS
 lcc_test(test_media_image SOURCES test_media_image.c LIBS lcc_media_testlib LABELS unit)
 lcc_test(test_media_video SOURCES test_media_video.c LIBS lcc_media_testlib Threads::Threads LABELS unit TIMEOUT 120)
 lcc_test(test_media_hf SOURCES test_media_hf.c LIBS lcc_media_testlib LABELS unit)
+lcc_test(test_media_decode SOURCES test_media_decode.c LIBS lcc_media_testlib LABELS unit TIMEOUT 120)
 
 # Not a test: reads one clip and reports it (bench/media_decode.sh, tests/reference/check_video_vs_decord.py).
 add_executable(media_read media_read.c)

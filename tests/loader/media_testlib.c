@@ -41,12 +41,18 @@ static void write_packets(AVFormatContext *oc, AVCodecContext *c, AVStream *st, 
   LCC_CHECK(ret == AVERROR(EAGAIN) || ret == AVERROR_EOF, "avcodec_receive_packet: %s", av_err2str(ret));
 }
 
-void write_test_video(const char *path, int w, int h, int fps, int nframes, int bframes) {
+static void natural_picture_at(uint8_t *rgb, int h, int w, unsigned seed, int dx, int dy);
+
+// The encoder behind write_test_video and write_test_video_with: frame i of `content` (0: painted index,
+// 1: moving picture) through the named encoder (NULL: mpeg4 at qscale 2) with options "k=v;k=v", into the
+// container the file name says. Returns -1 when this FFmpeg has no such encoder.
+static int encode_video(const char *path, const char *encoder, const char *opts, int w, int h, int fps,
+                        int nframes, int bframes, int content) {
+  const AVCodec *codec = encoder ? avcodec_find_encoder_by_name(encoder) : avcodec_find_encoder(AV_CODEC_ID_MPEG4);
+  if (!codec) return -1;
   AVFormatContext *oc = NULL;
-  int ret = avformat_alloc_output_context2(&oc, NULL, "mp4", path);
-  LCC_CHECK(ret >= 0, "avformat_alloc_output_context2: %s", av_err2str(ret));
-  const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_MPEG4);
-  LCC_CHECK(codec, "no mpeg4 encoder");
+  int ret = avformat_alloc_output_context2(&oc, NULL, NULL, path);
+  LCC_CHECK(ret >= 0, "avformat_alloc_output_context2 %s: %s", path, av_err2str(ret));
   AVStream *st = avformat_new_stream(oc, NULL);
   AVCodecContext *c = avcodec_alloc_context3(codec);
   LCC_CHECK(st && c, "avformat_new_stream/avcodec_alloc_context3 failed");
@@ -57,11 +63,17 @@ void write_test_video(const char *path, int w, int h, int fps, int nframes, int 
   c->framerate = (AVRational){fps, 1};
   c->gop_size = 12;
   c->max_b_frames = bframes;
-  c->flags |= AV_CODEC_FLAG_QSCALE;
-  c->global_quality = 2 * FF_QP2LAMBDA;
+  c->thread_count = 1;
+  if (!encoder) {
+    c->flags |= AV_CODEC_FLAG_QSCALE;
+    c->global_quality = 2 * FF_QP2LAMBDA;
+  }
   if (oc->oformat->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-  ret = avcodec_open2(c, codec, NULL);
-  LCC_CHECK(ret >= 0, "avcodec_open2 mpeg4: %s", av_err2str(ret));
+  AVDictionary *dict = NULL;
+  if (opts) LCC_CHECK(av_dict_parse_string(&dict, opts, "=", ";", 0) >= 0, "bad encoder options %s", opts);
+  ret = avcodec_open2(c, codec, &dict);
+  av_dict_free(&dict);
+  LCC_CHECK(ret >= 0, "avcodec_open2 %s: %s", codec->name, av_err2str(ret));
   ret = avcodec_parameters_from_context(st->codecpar, c);
   LCC_CHECK(ret >= 0, "avcodec_parameters_from_context: %s", av_err2str(ret));
   st->time_base = c->time_base;
@@ -83,7 +95,8 @@ void write_test_video(const char *path, int w, int h, int fps, int nframes, int 
   LCC_CHECK(sws, "sws_getContext failed");
   uint8_t *rgb = lcc_malloc((size_t)w * h * 3);
   for (int i = 0; i < nframes; i++) {
-    paint_index(i, h, w, rgb);
+    if (content == 0) paint_index(i, h, w, rgb);
+    else natural_picture_at(rgb, h, w, 7, 3 * i, i);   // pans 3 px right and 1 px down a frame
     ret = av_frame_make_writable(fr);
     LCC_CHECK(ret >= 0, "av_frame_make_writable: %s", av_err2str(ret));
     const uint8_t *src[1] = {rgb};
@@ -106,11 +119,25 @@ void write_test_video(const char *path, int w, int h, int fps, int nframes, int 
   avcodec_free_context(&c);
   avio_closep(&oc->pb);
   avformat_free_context(oc);
+  return 0;
+}
+
+void write_test_video(const char *path, int w, int h, int fps, int nframes, int bframes) {
+  encode_video(path, NULL, NULL, w, h, fps, nframes, bframes, 0);
+}
+
+int write_test_video_with(const char *path, const char *encoder, const char *opts, int w, int h, int fps,
+                          int nframes, int bframes) {
+  return encode_video(path, encoder, opts, w, h, fps, nframes, bframes, 1);
 }
 
 static uint32_t lcg(uint32_t *s) { return *s = *s * 1664525u + 1013904223u; }
 
-void natural_picture(uint8_t *rgb, int h, int w, unsigned seed) {
+void natural_picture(uint8_t *rgb, int h, int w, unsigned seed) { natural_picture_at(rgb, h, w, seed, 0, 0); }
+
+// natural_picture seen through a window moved by (dx, dy): the rectangles and the sine move with it (the
+// noise does not: it is drawn per output pixel, as encoders meet in real footage).
+static void natural_picture_at(uint8_t *rgb, int h, int w, unsigned seed, int dx, int dy) {
   uint32_t s = seed * 2654435761u + 1;
   int y0[4], x0[4], y1[4], x1[4];   // four rectangles of flat colour
   uint8_t col[4][3];
@@ -123,9 +150,10 @@ void natural_picture(uint8_t *rgb, int h, int w, unsigned seed) {
   }
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++) {
-      double v[3] = {255.0 * x / w, 255.0 * y / h, 128 + 90 * sin(x * 0.21 + y * 0.13)};
+      int X = (x + dx) % w, Y = (y + dy) % h;   // the picture wraps around
+      double v[3] = {255.0 * x / w, 255.0 * y / h, 128 + 90 * sin(X * 0.21 + Y * 0.13)};
       for (int r = 0; r < 4; r++)
-        if (y >= y0[r] && y < y1[r] && x >= x0[r] && x < x1[r])
+        if (Y >= y0[r] && Y < y1[r] && X >= x0[r] && X < x1[r])
           for (int c = 0; c < 3; c++) v[c] = col[r][c];
       int noise = (int)(lcg(&s) >> 28) % 9 - 4;   // -4..4
       for (int c = 0; c < 3; c++) {
