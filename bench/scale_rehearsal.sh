@@ -38,7 +38,7 @@ if [ ! -s "$BIG" ] || [ "$(wc -l < "$PLAIN")" != "$LINES" ]; then
   t0=$(date +%s.%N)
   # the synthetic samples cycled to LINES lines, then LiveCC's seek index ([0] + cumsum(line lengths)[:-1])
   sed '$d' "$WORK/data/pretrain.jsonl" | awk -v n="$LINES" '{ l[NR] = $0 } END { for (i = 0; i < n; i++) print l[i % NR + 1] }' > "$PLAIN"
-  { cat "$PLAIN"; awk 'BEGIN { printf "[" } { printf "%s%d", (NR > 1 ? ", " : ""), off; off += length($0) + 1 } END { printf "]" }' "$PLAIN"; } > "$BIG"
+  { cat "$PLAIN"; LC_ALL=C awk 'BEGIN { printf "[" } { printf "%s%.0f", (NR > 1 ? ", " : ""), off; off += length($0) + 1 } END { printf "]" }' "$PLAIN"; } > "$BIG"
   printf "input: written in %.1f s\n" "$(echo "$(date +%s.%N) - $t0" | bc)"
 fi
 printf "input: %s lines; with seek index %.2f GB, its index line %.1f MB\n" "$LINES" "$(stat -c %s "$BIG" | awk '{print $1 / 1e9}')" \

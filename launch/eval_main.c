@@ -210,7 +210,8 @@ static int mcq_one(lcc_model *m, lcc_infer *ctx, const lcc_interleaver *it, lcc_
   float *rows = rc ? NULL : lcc_malloc((size_t)n_rows * lcc_patch_dim(&m->cfg) * sizeof(float));   // [n_rows, 1176]
   if (!rc) {
     if (o->blank_frames) memset(rows, 0, (size_t)n_rows * lcc_patch_dim(&m->cfg) * sizeof(float));
-    else lcc_patchify(f.rgb, f.T, f.h, f.w, LCC_PATCH, LCC_MERGE, LCC_TEMPORAL, lcc_clip_mean, lcc_clip_std, rows);
+    else lcc_patchify(f.rgb, f.T, f.h, f.w, m->cfg.patch_size, m->cfg.spatial_merge_size, m->cfg.temporal_patch_size,
+                      lcc_clip_mean, lcc_clip_std, rows);
     if (prompt->n > ctx->cap) {
       lcc_infer_free(ctx);
       rc = lcc_infer_init(ctx, m, prompt->n);
@@ -236,8 +237,10 @@ static int run_mcq(lcc_model *m, const lcc_tokenizer *tk, const eval_opts *o) {
   lcc_video_budget_default(&b);
   b.fps = o->fps, b.max_frames = o->max_frames, b.min_frames = o->min_frames;
   b.min_pixels = o->min_pixels, b.max_pixels = o->max_pixels, b.total_pixels = o->total_pixels;
+  b.factor = m->cfg.patch_size * m->cfg.spatial_merge_size;
   lcc_interleaver it;
-  lcc_interleave_opts io = {.fps = 2, .system_prompt = o->system_prompt};
+  lcc_interleave_opts io = {.fps = 2, .system_prompt = o->system_prompt, .patch = m->cfg.patch_size,
+                            .merge = m->cfg.spatial_merge_size, .temporal = m->cfg.temporal_patch_size};
   if (lcc_interleaver_init(&it, tk, &io)) return -1;
   lcc_jsonl jl;
   const char *paths[1] = {o->mcq};

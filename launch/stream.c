@@ -30,7 +30,8 @@ int lcc_streamer_init(lcc_streamer *s, lcc_model *m, const lcc_tokenizer *tk, co
   s->tk = tk;
   if (o->max_new_tokens < 1) return lcc_error("max_new_tokens must be >= 1 (got %d)", o->max_new_tokens);
   if (!(o->repetition_penalty > 0)) return lcc_error("repetition_penalty must be > 0 (got %g)", o->repetition_penalty);
-  lcc_interleave_opts io = {.fps = o->fps, .system_prompt = o->system_prompt};
+  lcc_interleave_opts io = {.fps = o->fps, .system_prompt = o->system_prompt, .patch = m->cfg.patch_size,
+                            .merge = m->cfg.spatial_merge_size, .temporal = m->cfg.temporal_patch_size};
   if (lcc_interleaver_init(&s->first, tk, &io)) return -1;
   io.system_prompt = "";   // later chunks continue the conversation: no system turn
   if (lcc_interleaver_init(&s->later, tk, &io)) return -1;
@@ -186,8 +187,8 @@ static int run_chunk(lcc_streamer *s, const lcc_frames *clip, int f0, int nf, co
   const lcc_vision_item *it = &s->prompt_item;
   const int n_rows = it->t * it->h * it->w;
   float *rows = lcc_malloc((size_t)n_rows * lcc_patch_dim(cfg) * sizeof(float));   // [n_rows, 1176]
-  lcc_patchify(clip->rgb + (size_t)f0 * clip->h * clip->w * 3, nf, clip->h, clip->w, LCC_PATCH, LCC_MERGE,
-               LCC_TEMPORAL, lcc_clip_mean, lcc_clip_std, rows);
+  lcc_patchify(clip->rgb + (size_t)f0 * clip->h * clip->w * 3, nf, clip->h, clip->w, cfg->patch_size,
+               cfg->spatial_merge_size, cfg->temporal_patch_size, lcc_clip_mean, lcc_clip_std, rows);
   add_item(s, c->n + s->prompt_pad, ch->t1, rows, (size_t)n_rows);
   ch->prompt_tokens = s->prompt.n;
   int rc = prefill(s, rows, n_rows, &ch->prefill_tokens);

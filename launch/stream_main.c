@@ -306,6 +306,7 @@ int main(int argc, char **argv) {
     printf("# livecc-stream: %s | max_new_tokens %d, repetition_penalty %g, greedy%s%s\n", weights, o.max_new_tokens,
            o.repetition_penalty, o.no_cache ? ", no KV cache" : ", KV cache", o.realtime ? ", real-time pacing" : "");
     rc = lcc_streamer_init(&s, &m, tk, &so);
+    b.factor = cfg.patch_size * cfg.spatial_merge_size;   // frames resized to whole merge windows of this model
   }
   if (!rc) rc = o.check[0] ? run_check(&s, &o, &b, &t) : stream_video(&s, &o, &b, &t);
   if (!rc) print_summary(&t, o.no_cache);

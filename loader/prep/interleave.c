@@ -193,7 +193,7 @@ static int vision(render *r, int kind, int t, int h, int w, int src, int frame0,
   }
   q->items[q->n_items++] = (lcc_seq_item){kind, t, h, w, q->ids.n, src, frame0, n_frames};
   int32_t pad = kind == LCC_VIDEO ? r->it->video_pad : r->it->image_pad;
-  for (int k = 0; k < t * h * w / (LCC_MERGE * LCC_MERGE); k++) lcc_ids_push(&q->ids, pad);
+  for (int k = 0; k < t * h * w / (r->it->o.merge * r->it->o.merge); k++) lcc_ids_push(&q->ids, pad);
   lcc_ids_push(&q->ids, r->it->vision_end);
   return 0;
 }
@@ -264,8 +264,8 @@ int lcc_interleave_stream(const lcc_interleaver *it, lcc_tok_scratch *ts, const 
     lcc_error("%s: %d frames in the clip window; the first chunk needs %d (3 s at %g fps)", what, clip->T, first, it->o.fps);
     return LCC_SKIP_FEW_FRAMES;
   }
-  LCC_CHECK(clip->h % (LCC_PATCH * LCC_MERGE) == 0 && clip->w % (LCC_PATCH * LCC_MERGE) == 0,
-            "frames of %dx%d are not multiples of %d", clip->w, clip->h, LCC_PATCH * LCC_MERGE);
+  const int P = it->o.patch, factor = it->o.patch * it->o.merge, Tp = it->o.temporal;
+  LCC_CHECK(clip->h % factor == 0 && clip->w % factor == 0, "frames of %dx%d are not multiples of %d", clip->w, clip->h, factor);
   int chunks = 1 + (clip->T - first) / step;   // frames past the last whole chunk are not used
   // Pass 1: the last chunk with words; the silent chunks after it are dropped.
   int kept = 0, cursor = 0;
@@ -282,7 +282,7 @@ int lcc_interleave_stream(const lcc_interleaver *it, lcc_tok_scratch *ts, const 
   render r = {it, ts, q, what};
   const lcc_turn *u = &c->turns[0];
   const lcc_elem *query = u->n == 2 ? &c->elems[u->first + 1] : NULL;
-  int gh = clip->h / LCC_PATCH, gw = clip->w / LCC_PATCH;
+  int gh = clip->h / P, gw = clip->w / P;
   if (system_turn(&r, c)) return LCC_SKIP_INVALID;
   cursor = 0;
   for (int k = 0; k < kept; k++) {
@@ -292,7 +292,7 @@ int lcc_interleave_stream(const lcc_interleaver *it, lcc_tok_scratch *ts, const 
     int tn = snprintf(time, sizeof time, "Time=%.1f-%.1fs", f0 / it->o.fps, (f0 + nf) / it->o.fps);
     if (begin_turn(&r, "user")) return LCC_SKIP_INVALID;
     text(&r, time, (size_t)tn);
-    if (vision(&r, LCC_VIDEO, nf / LCC_TEMPORAL, gh, gw, 0, f0, nf)) return LCC_SKIP_INVALID;
+    if (vision(&r, LCC_VIDEO, nf / Tp, gh, gw, 0, f0, nf)) return LCC_SKIP_INVALID;
     if (k == 0 && query) {
       context_text(it, query, &q->word);
       text(&r, q->word.s, q->word.n);
@@ -334,12 +334,11 @@ int lcc_interleave_qa(const lcc_interleaver *it, lcc_tok_scratch *ts, const lcc_
         continue;
       }
       const lcc_frames *f = &pics[pic];
-      LCC_CHECK(f->h % (LCC_PATCH * LCC_MERGE) == 0 && f->w % (LCC_PATCH * LCC_MERGE) == 0,
-                "frames of %dx%d are not multiples of %d", f->w, f->h, LCC_PATCH * LCC_MERGE);
+      const int P = it->o.patch, factor = it->o.patch * it->o.merge, Tp = it->o.temporal;
+      LCC_CHECK(f->h % factor == 0 && f->w % factor == 0, "frames of %dx%d are not multiples of %d", f->w, f->h, factor);
       int video = e->kind == LCC_ELEM_VIDEO;
-      LCC_CHECK(!video || (f->T > 0 && f->T % LCC_TEMPORAL == 0), "a video of %d frames", f->T);
-      if (vision(&r, video ? LCC_VIDEO : LCC_IMAGE, video ? f->T / LCC_TEMPORAL : 1, f->h / LCC_PATCH,
-                 f->w / LCC_PATCH, pic, 0, video ? f->T : 1))
+      LCC_CHECK(!video || (f->T > 0 && f->T % Tp == 0), "a video of %d frames", f->T);
+      if (vision(&r, video ? LCC_VIDEO : LCC_IMAGE, video ? f->T / Tp : 1, f->h / P, f->w / P, pic, 0, video ? f->T : 1))
         return LCC_SKIP_INVALID;
       pic++;
     }
@@ -356,8 +355,13 @@ int lcc_interleaver_init(lcc_interleaver *it, const lcc_tokenizer *tk, const lcc
   memset(it, 0, sizeof *it);
   it->o = *o;
   it->tk = tk;
-  if (!(o->fps >= 2 && o->fps == floor(o->fps) && (int)o->fps % 2 == 0))
-    return lcc_error("fps %g: streaming chunks hold whole temporal patches, so fps must be an even whole number", o->fps);
+  if (!it->o.patch) it->o.patch = LCC_QWEN2VL_PATCH, it->o.merge = LCC_QWEN2VL_MERGE, it->o.temporal = LCC_QWEN2VL_TEMPORAL;
+  if (it->o.patch < 1 || it->o.merge < 1 || it->o.temporal < 1)
+    return lcc_error("vision geometry %d/%d/%d: patch, merge and temporal sizes must be >= 1", it->o.patch, it->o.merge,
+                     it->o.temporal);
+  if (!(o->fps >= it->o.temporal && o->fps == floor(o->fps) && (int)o->fps % it->o.temporal == 0))
+    return lcc_error("fps %g: streaming chunks hold whole temporal patches, so fps must be a whole multiple of %d", o->fps,
+                     it->o.temporal);
   struct { const char *name; int32_t *id; } sp[] = {
       {"<|im_start|>", &it->im_start}, {"<|im_end|>", &it->im_end}, {"<|vision_start|>", &it->vision_start},
       {"<|vision_end|>", &it->vision_end}, {"<|image_pad|>", &it->image_pad}, {"<|video_pad|>", &it->video_pad}};

@@ -20,10 +20,11 @@
 #include "sample.h"
 #include "tokenizer.h"
 
-// Qwen2-VL's vision geometry (fixed by the architecture): 14x14 patches, 2x2 merge, 2-frame temporal patch.
-#define LCC_PATCH 14
-#define LCC_MERGE 2
-#define LCC_TEMPORAL 2
+// Qwen2-VL's vision geometry: 14x14 patches, 2x2 merge, 2-frame temporal patch. livecc-prep, which has no
+// model, prepares for it; the tools that have one (livecc-stream, livecc-eval) take the model config's.
+#define LCC_QWEN2VL_PATCH 14
+#define LCC_QWEN2VL_MERGE 2
+#define LCC_QWEN2VL_TEMPORAL 2
 
 typedef struct {
   double fps;               // 2: frames per second of the clip (an even whole number: chunks hold whole temporal patches)
@@ -34,6 +35,7 @@ typedef struct {
   const char *system_prompt;  // text of the auto system turn; "" leaves it out
   int max_seq_len;          // tokens; 0 = no limit
   int overlong_skip;        // 1: skip an over-long sample; 0: cut it at the last turn boundary that fits
+  int patch, merge, temporal;   // the vision geometry (0: Qwen2-VL's, LCC_QWEN2VL_*)
 } lcc_interleave_opts;
 
 typedef struct {

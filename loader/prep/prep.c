@@ -643,7 +643,7 @@ static int setup(job *j, const lcc_prep_opts *o) {
   if (g) g->barrier(g);
   if (rank > 0 && check_settings(o)) return -1;
   j->meta = (lcc_shard_meta){.tokenizer_hash = lcc_tokenizer_hash(j->tk), .vocab_size = lcc_tokenizer_vocab_size(j->tk),
-                             .patch_size = LCC_PATCH, .merge_size = LCC_MERGE, .temporal_patch_size = LCC_TEMPORAL,
+                             .patch_size = j->il.o.patch, .merge_size = j->il.o.merge, .temporal_patch_size = j->il.o.temporal,
                              .fps = o->budget.fps, .frame_codec = o->codec, .jpeg_quality = o->jpeg_quality};
   memcpy(j->meta.image_mean, lcc_clip_mean, sizeof j->meta.image_mean);
   memcpy(j->meta.image_std, lcc_clip_std, sizeof j->meta.image_std);

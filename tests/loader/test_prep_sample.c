@@ -139,7 +139,7 @@ static void edge_case_interleave(void) {
   clip.T = 4;
   CHECK(lcc_interleave_stream(&il, ts, &c, &clip, "v.jsonl:9", &q) == LCC_SKIP_FEW_FRAMES &&
         strstr(lcc_last_error(), "v.jsonl:9: 4 frames"));
-  CHECK(lcc_interleaver_init(&il, tk, &(lcc_interleave_opts){.fps = 3}) != 0 && strstr(lcc_last_error(), "even whole number"));
+  CHECK(lcc_interleaver_init(&il, tk, &(lcc_interleave_opts){.fps = 3}) != 0 && strstr(lcc_last_error(), "whole multiple of 2"));
   lcc_ids_free(&red_ids);
   lcc_seq_free(&q);
   lcc_conv_free(&c);
