@@ -105,31 +105,8 @@ static int check_index(lcc_jsonl_file *f, int64_t data_end) {
   return 0;
 }
 
-// No index line: every line is a sample; one pass finds their starts.
-static int scan_lines(lcc_jsonl_file *f, int64_t size) {
-  int64_t cap = 0;
-  char *buf = lcc_malloc(BLOCK);
-  if (size > 0) push_offset(f, &cap, 0);
-  for (int64_t pos = 0; pos < size;) {
-    size_t n = (size_t)(size - pos < BLOCK ? size - pos : BLOCK);
-    if (read_at(f->path, f->fd, buf, n, pos)) {
-      free(buf);
-      return -1;
-    }
-    for (char *p = buf; (p = memchr(p, '\n', n - (size_t)(p - buf))) != NULL; p++) {
-      int64_t next = pos + (p - buf) + 1;
-      if (next < size) push_offset(f, &cap, next);
-    }
-    pos += (int64_t)n;
-  }
-  free(buf);
-  push_offset(f, &cap, size);   // off[n]
-  f->n--;
-  return 0;
-}
-
-// The starts of the lines that begin in bytes [lo, hi) of a plain file of `size` bytes, as scan_lines finds
-// them: 0, and every byte after a '\n' except the end. *starts is malloc'd.
+// The starts of the lines that begin in bytes [lo, hi) of a plain file of `size` bytes: 0, and every
+// byte after a '\n' except the end. *starts is malloc'd.
 static int scan_range(const lcc_jsonl_file *f, int64_t size, int64_t lo, int64_t hi, int64_t **starts, int64_t *n) {
   int64_t cap = 1024;
   *starts = lcc_malloc((size_t)cap * sizeof(int64_t));
@@ -151,6 +128,14 @@ static int scan_range(const lcc_jsonl_file *f, int64_t size, int64_t lo, int64_t
     pos += (int64_t)len;
   }
   free(buf);
+  return 0;
+}
+
+// No index line, one process: every line is a sample; one pass finds their starts, and off[n] is the end.
+static int scan_lines(lcc_jsonl_file *f, int64_t size) {
+  if (scan_range(f, size, 0, size, &f->off, &f->n)) return -1;
+  f->off = lcc_realloc(f->off, (size_t)(f->n + 1) * sizeof(int64_t));
+  f->off[f->n] = size;
   return 0;
 }
 

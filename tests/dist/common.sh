@@ -13,6 +13,14 @@ train() {   # train NRANKS OUT [flags...]
   if [ "$n" = 1 ]; then "$BIN/livecc-train" "${COMMON[@]}" --out="$out" "$@"
   else mpirun -np "$n" --bind-to none "$BIN/livecc-train" "${COMMON[@]}" --out="$out" "$@"; fi
 }
+# 2 ranks of the tiny model on shards at LiveCC's micro_batch 1:   train_on OUT DATA [flags...]
+ON_DATA=(--model=configs/model/tiny.json --lr=1e-3 --threads=1 --plot=false --log_every=1 --micro_batch=1
+         --global_batch=4 --data_threads=1)
+train_on() {
+  local out=$1 data=$2
+  shift 2
+  mpirun -np 2 --bind-to none "$BIN/livecc-train" "${ON_DATA[@]}" --data="$data" --out="$out" "$@"
+}
 latest() { echo "$1/checkpoints/$(cat "$1/checkpoints/latest")"; }
 compare() { "$BIN/lcc-ckpt-compare" "$(latest "$1")" "$(latest "$2")" "$3"; }
 # the step, loss, lr and grad norm of each training line of a run's metrics (timings differ between runs)

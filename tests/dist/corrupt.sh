@@ -9,13 +9,7 @@ source "$(dirname "$0")/common.sh"
 "$BIN/livecc-prep" --config=configs/run/demo-prep.conf --input="$WORK/data/pretrain.jsonl" --output="$WORK/good" \
   --mode=pretrain --samples_per_shard=2 > "$WORK/prep.log" 2>&1
 [ "$(ls "$WORK"/good/*.h5 | wc -l)" = 3 ] || fail "expected 3 shards"
-D=(--model=configs/model/tiny.json --lr=1e-3 --threads=1 --plot=false --log_every=1 --micro_batch=1 --global_batch=4
-   --steps=4 --data_threads=1)
-run() {   # run OUT DATA [flags...]
-  local out=$1 data=$2
-  shift 2
-  mpirun -np 2 --bind-to none "$BIN/livecc-train" "${D[@]}" --data="$data" --out="$out" "$@"
-}
+run() { train_on "$1" "$2" --steps=4 "${@:3}"; }   # run OUT DATA [flags...]
 damaged() { rm -rf "$WORK/$1" && cp -r "$WORK/good" "$WORK/$1"; echo "$WORK/$1"; }
 steps_done() { grep -c '"loss"' "$1/metrics.jsonl"; }
 skipped() { grep '"loss"' "$1/metrics.jsonl" | tail -1 | sed 's/.*"skipped_samples": \([0-9]*\).*/\1/'; }

@@ -13,13 +13,7 @@ source "$(dirname "$0")/common.sh"
 "$BIN/livecc-prep" --config=configs/run/demo-prep.conf --input="$WORK/src-b/sft.jsonl" --output="$WORK/b" \
   --mode=sft --samples_per_shard=2 > "$WORK/prep-b.log" 2>&1 || { cat "$WORK/prep-b.log"; fail "prep of B"; }
 MIX="$WORK/a:0.75, $WORK/b:0.25"
-D=(--model=configs/model/tiny.json --lr=1e-3 --threads=1 --plot=false --log_every=1 --micro_batch=1 --global_batch=4
-   --steps=6 --data_threads=1)
-run() {   # run OUT DATA [flags...]
-  local out=$1 data=$2
-  shift 2
-  mpirun -np 2 --bind-to none "$BIN/livecc-train" "${D[@]}" --data="$data" --out="$out" "$@"
-}
+run() { train_on "$1" "$2" --steps=6 "${@:3}"; }   # run OUT DATA [flags...]
 by_data() { grep '"loss"' "$1/metrics.jsonl" | sed 's/.*"samples_by_data": \[\([0-9]*\), \([0-9]*\)\].*/\1 \2/'; }
 
 run "$WORK/run" "$MIX" > "$WORK/run.log" 2>&1 || { tail "$WORK/run.log"; fail "the mixed run failed"; }
